@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from model import UNet
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 97, 131), (2, 3, 33, 250), (1, 3, 16, 16), (1, 3, 1, 1)])
+def test_output_has_the_input_size_for_any_height_and_width(shape):
+    model = UNet(num_classes=21, base_channels=8).eval()
+    with torch.no_grad():
+        out = model(torch.randn(shape))
+    assert out.shape == (shape[0], 21, shape[2], shape[3])
+
+
+def test_parameter_count_at_defaults_is_31_0_million():
+    count = sum(p.numel() for p in UNet().parameters())
+    assert 30.95e6 < count < 31.05e6
+
+
+def test_default_widths_follow_the_paper():
+    model = UNet()
+    widths = [model.inc[0].out_channels] + [
+        getattr(model, f"down{i}")[1][0].out_channels for i in range(1, 5)
+    ]
+    assert widths == [64, 128, 256, 512, 1024]
+
+
+def test_convolutions_feeding_batchnorm_have_no_bias():
+    model = UNet(base_channels=8)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m for m in convs if m.bias is not None] == [model.outc]
+
+
+def test_gradients_reach_every_parameter():
+    model = UNet(in_channels=3, num_classes=5, base_channels=4)
+    out = model(torch.randn(2, 3, 40, 36))
+    torch.nn.functional.cross_entropy(out, torch.randint(0, 5, (2, 40, 36))).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_eval_mode_is_deterministic_and_batch_independent():
+    torch.manual_seed(0)
+    model = UNet(base_channels=8)
+    model(torch.randn(4, 3, 32, 32))  # move the BatchNorm running statistics away from their start
+    model.eval()
+    x = torch.randn(3, 3, 45, 61)
+    with torch.no_grad():
+        first, second = model(x), model(x)
+        single = model(x[1:2])
+    assert torch.equal(first, second)
+    torch.testing.assert_close(single, first[1:2], rtol=1e-4, atol=1e-5)
+
+
+def test_in_channels_and_num_classes_are_honoured():
+    model = UNet(in_channels=1, num_classes=2, base_channels=4)
+    assert model(torch.randn(1, 1, 20, 20)).shape == (1, 2, 20, 20)
