@@ -1,0 +1,243 @@
+"""PASCAL VOC 2012 + SBD ("VOC-aug") datasets, augmentation and loaders.
+
+Workers return uint8 tensors (image 3xHxW RGB, mask HxW with 255 = void); `to_device` turns a batch
+into normalised floats on the device, so no worker ever does float work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES, UserError
+
+
+def voc_root(data_dir: Path | str) -> Path:
+    return Path(data_dir) / "VOCdevkit" / "VOC2012"
+
+
+class VOCSegmentation(Dataset):
+    """VOC-aug images and SegmentationClassAug masks of one split.
+
+    train=True: random scale, crop_size x crop_size random crop (padded with image 0 / mask 255 where
+    the scaled image is smaller), horizontal flip; every draw depends on (seed, epoch, index) only.
+    train=False: the full image at the top left of a val_size x val_size canvas, mask 255 elsewhere.
+    Items are (image uint8 3xHxW RGB, mask uint8 HxW).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        split: str = "trainaug",
+        train: bool = True,
+        crop_size: int = 320,
+        scale: tuple[float, float] = (0.5, 2.0),
+        seed: int = 0,
+        val_size: int = 512,
+        num_classes: int = NUM_CLASSES,
+    ) -> None:
+        root = voc_root(data_dir)
+        split_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        if not split_file.is_file():
+            raise UserError(
+                f"split file {split_file} not found: prepare the data set with "
+                f"`python tools/voc.py --data_dir {data_dir}` (or pass the right --data_dir)"
+            )
+        self.ids = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+        if not self.ids:
+            raise UserError(f"split file {split_file} lists no images")
+        self.images = [root / "JPEGImages" / f"{i}.jpg" for i in self.ids]
+        self.masks = [root / "SegmentationClassAug" / f"{i}.png" for i in self.ids]
+        missing = [p for pair in zip(self.images, self.masks, strict=True) for p in pair if not p.is_file()]
+        if missing:
+            shown = ", ".join(str(p) for p in missing[:3])
+            raise UserError(
+                f"{len(missing)} file(s) of the {split} split are missing, e.g. {shown}: run "
+                f"`python tools/voc.py --data_dir {data_dir}` and check that the downloads are complete"
+            )
+        self.train = train
+        self.crop_size = crop_size
+        self.scale = scale
+        self.seed = seed
+        self.val_size = val_size
+        self.num_classes = num_classes
+        # Shared memory, so that persistent loader workers see set_epoch without being restarted.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch.fill_(epoch)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.train:
+            rng = np.random.default_rng([self.seed, int(self._epoch), index])
+            image, mask = self._random_crop(index, rng)
+            if rng.random() < 0.5:
+                image, mask = image[:, ::-1], mask[:, ::-1]
+        else:
+            image, mask = self._on_canvas(index)
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return image, torch.from_numpy(np.ascontiguousarray(mask))
+
+    def _open(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        """The (still undecoded) JPEG and the checked mask array of one sample."""
+        image_path, mask_path = self.images[index], self.masks[index]
+        try:
+            image = Image.open(image_path)
+        except OSError as error:
+            raise UserError(f"cannot read image {image_path}: {error}") from None
+        try:
+            with Image.open(mask_path) as m:
+                mask = np.asarray(m)
+        except OSError as error:
+            raise UserError(
+                f"cannot read mask {mask_path}: {error}; re-run `python tools/voc.py --force`"
+            ) from None
+        if mask.ndim != 2 or mask.shape != (image.height, image.width):
+            raise UserError(
+                f"mask {mask_path} has shape {mask.shape} but image {image_path} is "
+                f"{image.height}x{image.width}: re-run `python tools/voc.py --force`"
+            )
+        if mask.max() >= self.num_classes:  # cheap test first; VOC masks hold 255 and need the full one
+            bad = np.setdiff1d(np.unique(mask), [*range(self.num_classes), IGNORE_INDEX])
+            if bad.size:
+                raise UserError(
+                    f"mask {mask_path} holds values {bad.tolist()} outside 0-{self.num_classes - 1} and "
+                    f"{IGNORE_INDEX}: re-run `python tools/voc.py --force`"
+                )
+        return image, mask
+
+    def _random_crop(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Scale by a random factor, then take a random crop_size window (padding where it overhangs).
+
+        Only the window's content is decoded-at-reduced-size and resized: the same pixels as resizing
+        the whole image and cropping, at a fraction of the cost.
+        """
+        image, mask = self._open(index)
+        width, height = image.size
+        crop = self.crop_size
+        s = rng.uniform(*self.scale)
+        scaled_w, scaled_h = max(1, round(width * s)), max(1, round(height * s))
+        sx, sy = scaled_w / width, scaled_h / height
+        # Window top-left in scaled coordinates; negative where the scaled image is smaller than the crop.
+        x0 = int(rng.integers(min(0, scaled_w - crop), max(0, scaled_w - crop) + 1))
+        y0 = int(rng.integers(min(0, scaled_h - crop), max(0, scaled_h - crop) + 1))
+        left, top = max(x0, 0), max(y0, 0)
+        right, bottom = min(x0 + crop, scaled_w), min(y0 + crop, scaled_h)
+        out_image = np.zeros((crop, crop, 3), dtype=np.uint8)
+        out_mask = np.full((crop, crop), IGNORE_INDEX, dtype=np.uint8)
+
+        image.draft("RGB", (scaled_w, scaled_h))  # let the JPEG decoder shrink by 2, 4 or 8 when it can
+        fx, fy = image.width / width, image.height / height  # 1, or the decoder's reduction
+        box = (left / sx * fx, top / sy * fy, right / sx * fx, bottom / sy * fy)
+        try:
+            region = image.convert("RGB").resize((right - left, bottom - top), Image.BILINEAR, box=box)
+        except OSError as error:
+            raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
+        out_image[top - y0 : bottom - y0, left - x0 : right - x0] = np.asarray(region)
+
+        # Nearest neighbour at the same pixel centres as the image resize: never invents classes.
+        rows = np.minimum(((np.arange(top, bottom) + 0.5) / sy).astype(np.int64), height - 1)
+        cols = np.minimum(((np.arange(left, right) + 0.5) / sx).astype(np.int64), width - 1)
+        out_mask[top - y0 : bottom - y0, left - x0 : right - x0] = mask[np.ix_(rows, cols)]
+        return out_image, out_mask
+
+    def _on_canvas(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        image, mask = self._open(index)
+        height, width = mask.shape
+        if height > self.val_size or width > self.val_size:
+            raise UserError(
+                f"image {self.images[index]} is {height}x{width}, larger than the "
+                f"{self.val_size}x{self.val_size} validation canvas: raise --val_size to a multiple "
+                f"of 16 >= {max(height, width)}"
+            )
+        try:
+            pixels = np.asarray(image.convert("RGB"))
+        except OSError as error:
+            raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
+        out_image = np.zeros((self.val_size, self.val_size, 3), dtype=np.uint8)
+        out_mask = np.full((self.val_size, self.val_size), IGNORE_INDEX, dtype=np.uint8)
+        out_image[:height, :width] = pixels
+        out_mask[:height, :width] = mask
+        return out_image, out_mask
+
+
+class ShardSampler(Sampler[int]):
+    """This rank's share of range(size): shuffled by (seed, epoch) and cut to equal shards for training;
+    in order and without padding for validation, so every image is evaluated exactly once."""
+
+    def __init__(
+        self, size: int, rank: int = 0, world_size: int = 1, shuffle: bool = False, seed: int = 0
+    ) -> None:
+        self.size, self.rank, self.world_size = size, rank, world_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.rank, self.size, self.world_size))
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator).tolist()
+        per_rank = self.size // self.world_size  # drop the remainder: equal step counts on every rank
+        return order[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+    def __iter__(self):
+        return iter(self._indices())
+
+    def __len__(self) -> int:
+        if self.shuffle:
+            return self.size // self.world_size
+        return len(range(self.rank, self.size, self.world_size))
+
+
+def distributed_rank_and_size() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def make_loader(dataset: VOCSegmentation, batch_size: int, num_workers: int, seed: int = 0) -> DataLoader:
+    """Training loader (dataset.train) shuffles by (seed, epoch) and drops the last partial batch, since
+    BatchNorm cannot use a batch of one; validation loader keeps order and every image. Both shard
+    across processes under torch.distributed. Call `set_epoch(loader, epoch)` before each epoch."""
+    rank, world_size = distributed_rank_and_size()
+    sampler = ShardSampler(len(dataset), rank, world_size, shuffle=dataset.train, seed=seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=dataset.train,
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Select the epoch's shuffle and augmentation draws; call before iterating the loader."""
+    loader.sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
+
+
+def to_device(
+    images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images Nx3xHxW and masks NxHxW -> normalised float32 images and int64 masks on `device`."""
+    images = images.to(device, non_blocking=True)
+    masks = masks.to(device, non_blocking=True).long()
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+    images = (images.float() - mean) / std
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, masks

@@ -1,0 +1,255 @@
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dataset import ShardSampler, VOCSegmentation, make_loader, set_epoch, to_device
+from tests.helpers import prepared_demo, prepared_tree
+from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, VOC_PALETTE, UserError
+
+STRIPE_CLASSES = (1, 2, 4, 6, 13)  # classes whose VOC colours are far apart
+
+
+def stripes(height, width, offset=0):
+    """A mask of vertical class stripes (asymmetric, so a lost flip shows) with a void column."""
+    mask = np.zeros((height, width), dtype=np.uint8)
+    bounds = np.linspace(0, width, len(STRIPE_CLASSES) + 2).astype(int)
+    for k, c in enumerate(STRIPE_CLASSES):
+        mask[:, bounds[k + 1] : bounds[k + 2]] = c
+    mask[: height // 3, bounds[1] - 3 : bounds[1] + 3] = IGNORE_INDEX
+    return np.roll(mask, offset, axis=1)
+
+
+@pytest.fixture
+def striped(tmp_path):
+    """Images whose colour encodes the class of their mask: the VOC colour of each pixel's class."""
+    samples = {}
+    for k, (h, w) in enumerate([(120, 170), (190, 97), (75, 75)]):
+        mask = stripes(h, w, offset=7 * k)
+        samples[f"img{k}"] = (VOC_PALETTE[np.where(mask == IGNORE_INDEX, 0, mask)], mask)
+    return prepared_tree(tmp_path, samples, {"trainaug": list(samples), "val": list(samples)})
+
+
+def class_from_colour(image):
+    """3xHxW uint8 -> HxW class index of the nearest stripe colour."""
+    colours = VOC_PALETTE[[0, *STRIPE_CLASSES]].astype(np.float32)
+    pixels = image.permute(1, 2, 0).numpy().astype(np.float32)
+    nearest = np.argmin(((pixels[:, :, None, :] - colours) ** 2).sum(-1), axis=-1)
+    return np.array([0, *STRIPE_CLASSES])[nearest]
+
+
+def interior(mask, margin=2):
+    """Pixels whose whole (2*margin+1)^2 neighbourhood holds one class: away from edges and resampling."""
+    m = mask.numpy().astype(np.int32)
+    keep = np.ones_like(m, dtype=bool)
+    padded = np.pad(m, margin, mode="edge")
+    for dy in range(2 * margin + 1):
+        for dx in range(2 * margin + 1):
+            keep &= padded[dy : dy + m.shape[0], dx : dx + m.shape[1]] == m
+    return keep & (m != IGNORE_INDEX)
+
+
+@pytest.mark.parametrize("scale", [(0.5, 2.0), (0.2, 0.45)])  # the second uses reduced JPEG decoding
+def test_augmented_image_and_mask_stay_aligned(striped, scale):
+    ds = VOCSegmentation(striped, "trainaug", train=True, crop_size=96, scale=scale, seed=3)
+    checked = 0
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            image, mask = ds[i]
+            keep = interior(mask)
+            agree = class_from_colour(image)[keep] == mask.numpy()[keep]
+            assert np.count_nonzero(~agree) <= 0.01 * agree.size, (epoch, i)
+            checked += keep.sum()
+    assert checked > 2_000  # enough interior pixels were compared
+
+
+def test_masks_hold_only_classes_of_the_source_and_void(striped):
+    ds = VOCSegmentation(striped, "trainaug", train=True, crop_size=64, seed=0)
+    for epoch in range(5):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            assert set(ds[i][1].unique().tolist()) <= {0, *STRIPE_CLASSES, IGNORE_INDEX}
+
+
+def test_items_are_uint8_crops(tmp_path_factory):
+    ds = VOCSegmentation(prepared_demo(tmp_path_factory), "trainaug", train=True, crop_size=80)
+    image, mask = ds[0]
+    assert image.shape == (3, 80, 80) and image.dtype == torch.uint8
+    assert mask.shape == (80, 80) and mask.dtype == torch.uint8
+
+
+def test_crop_larger_than_the_image_is_padded_with_void_and_black(tmp_path):
+    image = np.full((30, 40, 3), 200, dtype=np.uint8)
+    root = prepared_tree(tmp_path, {"a": (image, np.full((30, 40), 5))}, {"trainaug": ["a"]})
+    ds = VOCSegmentation(root, "trainaug", train=True, crop_size=64, scale=(1.0, 1.0))
+    image, mask = ds[0]
+    content = mask != IGNORE_INDEX
+    assert content.sum() == 30 * 40 and set(mask[content].unique().tolist()) == {5}
+    assert (image[:, ~content] == 0).all() and (image[:, content] > 150).all()
+
+
+def test_flip_mirrors_image_and_mask_together(striped):
+    ds = VOCSegmentation(striped, "trainaug", train=True, crop_size=75, scale=(1.0, 1.0))
+    reference = torch.from_numpy(stripes(75, 75, offset=14))
+    outcomes = set()
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        image, mask = ds[2]  # 75x75 with crop 75 at scale 1: the whole image, flipped or not
+        flipped = torch.equal(mask, reference.flip(-1))
+        assert flipped or torch.equal(mask, reference)
+        keep = interior(mask)
+        assert (class_from_colour(image)[keep] == mask.numpy()[keep]).all()
+        outcomes.add(flipped)
+    assert outcomes == {True, False}
+
+
+def test_draws_depend_on_seed_epoch_and_index_only(tmp_path_factory):
+    root = prepared_demo(tmp_path_factory)
+    a = VOCSegmentation(root, "trainaug", train=True, crop_size=64, seed=1)
+    b = VOCSegmentation(root, "trainaug", train=True, crop_size=64, seed=1)
+    b.set_epoch(5)
+    b[3], b[0]  # noqa: B018 -- other draws in between must not matter
+    a.set_epoch(5)
+    assert all(torch.equal(x, y) for x, y in zip(a[3], b[3], strict=True))
+    a.set_epoch(6)
+    assert not torch.equal(a[3][0], b[3][0])
+
+
+def batches(loader, epoch):
+    set_epoch(loader, epoch)
+    return [(images.clone(), masks.clone()) for images, masks in loader]
+
+
+def test_loader_batches_are_the_same_for_any_number_of_workers(tmp_path_factory):
+    root = prepared_demo(tmp_path_factory)
+    loaders = [
+        make_loader(VOCSegmentation(root, "trainaug", train=True, crop_size=48, seed=2), 4, workers, seed=2)
+        for workers in (0, 2)
+    ]
+    for epoch in (0, 1):  # epoch 1 checks that persistent workers see set_epoch
+        plain, parallel = (batches(loader, epoch) for loader in loaders)
+        assert len(plain) == 24 // 4
+        for (i0, m0), (i1, m1) in zip(plain, parallel, strict=True):
+            assert torch.equal(i0, i1) and torch.equal(m0, m1)
+    assert not torch.equal(batches(loaders[0], 0)[0][0], batches(loaders[0], 1)[0][0])
+
+
+def test_training_loader_drops_the_last_partial_batch(tmp_path_factory):
+    ds = VOCSegmentation(prepared_demo(tmp_path_factory), "trainaug", train=True, crop_size=32)
+    assert [len(images) for images, _ in make_loader(ds, 5, 0)] == [5] * (24 // 5)
+
+
+def test_train_shards_are_disjoint_and_equal_and_reshuffle_each_epoch():
+    shards = [ShardSampler(23, rank, 3, shuffle=True, seed=0) for rank in range(3)]
+    seen = [list(s) for s in shards]
+    assert [len(s) for s in seen] == [7, 7, 7] == [len(s) for s in shards]
+    assert len(set().union(*seen)) == 21
+    for s in shards:
+        s.set_epoch(1)
+    assert [list(s) for s in shards] != seen
+
+
+def test_val_shards_cover_every_image_exactly_once():
+    shards = [list(ShardSampler(10, rank, 3, shuffle=False)) for rank in range(3)]
+    assert sorted(sum(shards, [])) == list(range(10))
+
+
+def test_validation_items_sit_on_a_void_canvas(tmp_path):
+    image = np.full((30, 45, 3), 120, dtype=np.uint8)
+    root = prepared_tree(tmp_path, {"a": (image, np.full((30, 45), 3))}, {"val": ["a"]})
+    image, mask = VOCSegmentation(root, "val", train=False, val_size=64)[0]
+    assert image.shape == (3, 64, 64) and mask.shape == (64, 64)
+    assert (
+        (mask[:30, :45] == 3).all()
+        and (mask[30:] == IGNORE_INDEX).all()
+        and (mask[:, 45:] == IGNORE_INDEX).all()
+    )
+    assert (image[:, 30:] == 0).all()
+
+
+def test_image_larger_than_the_canvas_names_the_flag(tmp_path):
+    root = prepared_tree(tmp_path, {"big": (np.zeros((70, 20, 3)), np.zeros((70, 20)))}, {"val": ["big"]})
+    with pytest.raises(UserError, match=r"big\.jpg.*--val_size"):
+        VOCSegmentation(root, "val", train=False, val_size=64)[0]
+
+
+def test_missing_split_file_points_to_tools_voc(tmp_path):
+    with pytest.raises(UserError, match=r"trainaug\.txt.*tools/voc\.py"):
+        VOCSegmentation(tmp_path, "trainaug")
+
+
+def test_missing_files_are_listed_with_their_count_before_loading(tmp_path):
+    samples = {f"i{k}": (np.zeros((20, 20, 3)), np.zeros((20, 20))) for k in range(5)}
+    root = prepared_tree(tmp_path, samples, {"trainaug": list(samples)})
+    voc = root / "VOCdevkit/VOC2012"
+    (voc / "JPEGImages/i1.jpg").unlink()
+    (voc / "SegmentationClassAug/i3.png").unlink()
+    with pytest.raises(UserError, match=r"2 file\(s\).*i1\.jpg.*i3\.png"):
+        VOCSegmentation(root, "trainaug")
+
+
+def test_unreadable_image_is_named(tmp_path):
+    root = prepared_tree(tmp_path, {"a": (np.zeros((20, 20, 3)), np.zeros((20, 20)))}, {"trainaug": ["a"]})
+    (root / "VOCdevkit/VOC2012/JPEGImages/a.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(UserError, match=r"a\.jpg"):
+        VOCSegmentation(root, "trainaug", crop_size=16)[0]
+
+
+def test_truncated_image_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    root = prepared_tree(
+        tmp_path, {"a": (rng.integers(0, 255, (60, 60, 3)), np.zeros((60, 60)))}, {"val": ["a"]}
+    )
+    path = root / "VOCdevkit/VOC2012/JPEGImages/a.jpg"
+    path.write_bytes(path.read_bytes()[:400])
+    with pytest.raises(UserError, match=r"a\.jpg"):
+        VOCSegmentation(root, "val", train=False, val_size=64)[0]
+
+
+def test_image_and_mask_size_mismatch_is_named(tmp_path):
+    root = prepared_tree(tmp_path, {"a": (np.zeros((20, 30, 3)), np.zeros((20, 31)))}, {"trainaug": ["a"]})
+    with pytest.raises(UserError, match=r"a\.png.*a\.jpg"):
+        VOCSegmentation(root, "trainaug", crop_size=16)[0]
+
+
+def test_mask_values_outside_the_classes_are_named(tmp_path):
+    mask = np.zeros((20, 20))
+    mask[3, 3] = 40
+    root = prepared_tree(tmp_path, {"a": (np.zeros((20, 20, 3)), mask)}, {"trainaug": ["a"]})
+    with pytest.raises(UserError, match=r"a\.png.*\[40\]"):
+        VOCSegmentation(root, "trainaug", crop_size=16)[0]
+
+
+def test_to_device_normalises_on_the_device():
+    images = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 4, 5).contiguous()
+    masks = torch.full((2, 4, 5), 255, dtype=torch.uint8)
+    x, y = to_device(images, masks, torch.device("cpu"), channels_last=True)
+    expected = [(v / 255 - m) / s for v, m, s in zip((0, 128, 255), IMAGENET_MEAN, IMAGENET_STD, strict=True)]
+    torch.testing.assert_close(x[0, :, 0, 0], torch.tensor(expected))
+    assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
+    assert y.dtype == torch.int64 and (y == 255).all()
+
+
+def test_real_voc_and_sbd_samples_load(tmp_path, samples):
+    voc = tmp_path / "VOCdevkit/VOC2012"
+    (voc / "JPEGImages").mkdir(parents=True)
+    (voc / "ImageSets/Segmentation").mkdir(parents=True)
+    shutil.copytree(samples / "SegmentationClassAug-reference", voc / "SegmentationClassAug")
+    shutil.copy(samples / "VOC2012/JPEGImages/2007_000129.jpg", voc / "JPEGImages")
+    for name in ("2008_000051", "2008_000195"):
+        shutil.copy(samples / f"sbd/img/{name}.jpg", voc / "JPEGImages")
+    (voc / "ImageSets/Segmentation/val.txt").write_text("2007_000129\n")
+    (voc / "ImageSets/Segmentation/trainaug.txt").write_text("2008_000051\n2008_000195\n")
+
+    image, mask = VOCSegmentation(tmp_path, "val", train=False, val_size=512)[0]
+    reference = np.array(Image.open(samples / "SegmentationClassAug-reference/2007_000129.png"))
+    assert image.shape == (3, 512, 512) and (image[:, :500, :334] > 0).any()
+    np.testing.assert_array_equal(mask[:500, :334].numpy(), reference)
+    train = VOCSegmentation(tmp_path, "trainaug", train=True, crop_size=320)
+    for i in range(2):
+        image, mask = train[i]
+        assert image.shape == (3, 320, 320)
+        assert set(mask.unique().tolist()) <= {0, 5, 9, 15, 255, 1, 7, 8, 11, 12, 20} | set(range(21))
