@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.demo_data import save_sbd_mat  # noqa: E402
+from dataset import VOCSegmentation  # noqa: E402
+from tools.demo_data import draw_sample, save_sbd_mat  # noqa: E402
 from tools.voc import prepare  # noqa: E402
 
 
@@ -105,6 +107,84 @@ def bench_voc(args: argparse.Namespace) -> dict:
     return {"benchmark": "voc", "files": args.files, "cores": cores, "rows": rows}
 
 
+def fake_voc_tree(root: Path, images: int, seed: int = 0) -> Path:
+    """A prepared tree (JPEGImages, SegmentationClassAug, trainaug.txt) of VOC-sized (500x375) images."""
+    rng = np.random.default_rng(seed)
+    voc = root / "VOCdevkit/VOC2012"
+    for folder in ("JPEGImages", "SegmentationClassAug", "ImageSets/Segmentation"):
+        (voc / folder).mkdir(parents=True)
+    ids = [f"2008_{i:06d}" for i in range(images)]
+    for image_id in ids:
+        image, mask = draw_sample(rng, [int(c) for c in rng.integers(1, 21, size=3)])
+        size = (500, 375) if rng.random() < 0.7 else (375, 500)  # landscape or portrait, like VOC
+        Image.fromarray(image).resize(size, Image.BILINEAR).save(
+            voc / f"JPEGImages/{image_id}.jpg", quality=90
+        )
+        Image.fromarray(mask).resize(size, Image.NEAREST).save(voc / f"SegmentationClassAug/{image_id}.png")
+    (voc / "ImageSets/Segmentation/trainaug.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+def reference_sample(image_path: Path, mask_path: Path, rng: np.random.Generator, crop: int, scale: tuple):
+    """torchvision references/segmentation style: PIL resize of the whole image, pad, crop, flip,
+    to-tensor and normalise in the worker."""
+    import torchvision.transforms.functional as TF
+
+    image, mask = Image.open(image_path).convert("RGB"), Image.open(mask_path)
+    s = rng.uniform(*scale)
+    size = (round(image.height * s), round(image.width * s))
+    image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR)
+    mask = TF.resize(mask, size, interpolation=TF.InterpolationMode.NEAREST)
+    pad_h, pad_w = max(crop - size[0], 0), max(crop - size[1], 0)
+    image = TF.pad(image, [0, 0, pad_w, pad_h], fill=0)
+    mask = TF.pad(mask, [0, 0, pad_w, pad_h], fill=255)
+    top, left = rng.integers(0, image.height - crop + 1), rng.integers(0, image.width - crop + 1)
+    image, mask = TF.crop(image, top, left, crop, crop), TF.crop(mask, top, left, crop, crop)
+    if rng.random() < 0.5:
+        image, mask = TF.hflip(image), TF.hflip(mask)
+    image = TF.normalize(TF.to_tensor(image), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    return image, torch.as_tensor(np.array(mask), dtype=torch.int64)
+
+
+def bench_data(args: argparse.Namespace) -> dict:
+    """Images/s of one process (the work of one loader worker) at the training crop."""
+    torch.set_num_threads(1)  # a loader worker runs single-threaded
+    with tempfile.TemporaryDirectory() as tmp:
+        root = fake_voc_tree(Path(tmp), args.images)
+        ds = VOCSegmentation(root, "trainaug", train=True, crop_size=args.crop_size)
+        rng = np.random.default_rng(0)
+
+        def reference() -> None:
+            for image_path, mask_path in zip(ds.images, ds.masks, strict=True):
+                reference_sample(image_path, mask_path, rng, args.crop_size, (0.5, 2.0))
+
+        def ours() -> None:
+            for i in range(len(ds)):
+                ds[i]
+
+        rows = []
+        for name, run in (("torchvision-references style", reference), ("dataset.py", ours)):
+            run()  # warm the file cache and the code paths
+            seconds = min(timed_seconds(run) for _ in range(args.repeats))
+            rows.append(
+                {
+                    "pipeline": name,
+                    "crop": args.crop_size,
+                    "images/s per worker": round(args.images / seconds, 1),
+                }
+            )
+    rows[1]["speed-up"] = round(rows[1]["images/s per worker"] / rows[0]["images/s per worker"], 2)
+    rows[0]["speed-up"] = 1.0
+    print_table(rows)
+    return {"benchmark": "data", "images": args.images, "rows": rows}
+
+
+def timed_seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -112,8 +192,12 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     voc = sub.add_parser("voc", help="tools/voc.py against the reference converter")
     voc.add_argument("--files", type=int, default=2000, help="number of generated 500x375 SBD masks")
+    data = sub.add_parser("data", help="dataset.py against a torchvision-references pipeline")
+    data.add_argument("--images", type=int, default=200, help="number of generated 500x375 images")
+    data.add_argument("--crop_size", type=int, default=320)
+    data.add_argument("--repeats", type=int, default=3, help="best of this many passes")
     args = parser.parse_args()
-    result = {"voc": bench_voc}[args.command](args)
+    result = {"voc": bench_voc, "data": bench_data}[args.command](args)
     print(json.dumps(result))
 
 
