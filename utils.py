@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import random
+from pathlib import Path
+
 import numpy as np
+import torch
+import torch.distributed as dist
 
 CLASS_NAMES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -39,3 +45,64 @@ VOC_PALETTE = voc_palette()  # VOC_PALETTE[255] == (224, 224, 192), the void col
 def colorize(mask: np.ndarray) -> np.ndarray:
     """Class-index mask HxW (any integer dtype) -> RGB uint8 image HxWx3 in the VOC colours."""
     return VOC_PALETTE[np.asarray(mask, dtype=np.int64) & 255]
+
+
+def user_error_message(error: UserError) -> str:
+    """The one-line message of a UserError, also when a DataLoader worker re-raised it with its traceback."""
+    message = str(error).strip()
+    if "Traceback" in message:
+        message = message.splitlines()[-1].split(": ", 1)[-1]
+    return message
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True  # fixed crop and canvas sizes: autotuning pays off
+
+
+def init_distributed() -> tuple[int, int, int]:
+    """Join the process group that torchrun describes; returns (rank, local_rank, world_size)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 0, 1
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend)
+    return rank, local_rank, world_size
+
+
+def save_atomically(obj: dict, path: Path) -> None:
+    """torch.save to a temporary file, flushed to disk, then renamed: `path` is never half-written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when interrupted before the rename
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint of main.py with pickle disabled; UserError if it is missing or of the wrong kind."""
+    if not path.is_file():
+        raise UserError(
+            f"checkpoint {path} not found: pass the path of a last.pth or best.pth, or use --resume auto"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UserError(f"cannot load checkpoint {path}: {error}".splitlines()[0]) from None
+    if not isinstance(checkpoint, dict) or not {"model", "model_config"} <= checkpoint.keys():
+        raise UserError(f"{path} is not a checkpoint written by main.py (no model / model_config)")
+    return checkpoint

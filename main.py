@@ -1,0 +1,563 @@
+"""Train and validate a BatchNorm U-Net on PASCAL VOC 2012 + SBD (trainaug), logging to TensorBoard.
+
+python main.py --demo                              # synthetic data, CPU, a few minutes
+python main.py --data_dir data/ --epochs 100       # VOC-aug, after `python tools/voc.py`
+torchrun --nproc_per_node 4 main.py ...            # several GPUs (--batch_size is per GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from PIL import Image
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from dataset import VOCSegmentation, make_loader, set_epoch, to_device
+from metrics import ConfusionMatrix
+from model import UNet
+from utils import (
+    CLASS_NAMES,
+    IGNORE_INDEX,
+    NUM_CLASSES,
+    UserError,
+    colorize,
+    init_distributed,
+    load_checkpoint,
+    save_atomically,
+    seed_everything,
+    user_error_message,
+)
+
+DEMO_DEFAULTS = {  # --demo: a small U-Net on tools/demo_data.py's images, a few minutes on a CPU
+    "name": "demo",
+    "epochs": 20,
+    "batch_size": 8,
+    "crop_size": 96,
+    "scale": (0.75, 1.5),
+    "val_size": 192,
+    "base_channels": 16,
+    "optimizer": "adamw",
+    "lr": 3e-3,
+    "weight_decay": 1e-4,
+    "warmup_epochs": 1,
+    "print_freq": 5,
+}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data_dir", default="data/", help="folder holding VOCdevkit/ (prepared by tools/voc.py)"
+    )
+    parser.add_argument("--save_dir", default="experiments/", help="checkpoints go to <save_dir>/<name>/")
+    parser.add_argument(
+        "--tensorboard_dir", default="runs/", help="TensorBoard logs go to <tensorboard_dir>/<name>/"
+    )
+    parser.add_argument("--name", default="unet", help="run name")
+    # Data
+    parser.add_argument("--batch_size", type=int, default=8, help="images per step and per process")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--crop_size", type=int, default=320, help="training crop side in pixels")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        nargs=2,
+        default=(0.5, 2.0),
+        metavar=("MIN", "MAX"),
+        help="random scale range of training images",
+    )
+    parser.add_argument(
+        "--val_size", type=int, default=512, help="side of the square validation canvas (multiple of 16)"
+    )
+    parser.add_argument(
+        "--num_workers",
+        type=int,
+        default=-1,
+        help="data loader processes per process (0 = main process; -1 = 8 on a GPU, 1 on a CPU)",
+    )
+    # Model
+    parser.add_argument("--base_channels", type=int, default=64, help="U-Net width (64 = the paper's)")
+    parser.add_argument(
+        "--sync_bn", action="store_true", help="synchronise BatchNorm statistics across processes"
+    )
+    # Optimiser and schedule
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    parser.add_argument("--lr", type=float, default=0.01, help="peak learning rate")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    parser.add_argument(
+        "--weight_decay", type=float, default=1e-4, help="on conv weights (not BN, not biases)"
+    )
+    parser.add_argument("--warmup_epochs", type=float, default=1.0, help="linear warm-up, then poly decay")
+    parser.add_argument("--poly_power", type=float, default=0.9, help="lr = peak * (1 - progress) ** power")
+    # Speed
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present"
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("auto", "off", "bf16", "fp16"),
+        default="auto",
+        help="mixed precision; auto: bf16 where the GPU or CPU supports it natively, else fp16 "
+        "on GPUs and off on CPUs",
+    )
+    parser.add_argument(
+        "--channels_last",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="NHWC memory format; auto: on whenever mixed precision is on",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    # Runs
+    parser.add_argument(
+        "--resume", default="", help="checkpoint to continue from, or 'auto' for the run's last.pth"
+    )
+    parser.add_argument(
+        "--eval_only", action="store_true", help="validate the --resume checkpoint and print JSON"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deterministic", action="store_true", help="reproducible kernels (slower on GPUs)")
+    parser.add_argument(
+        "--print_freq", type=int, default=20, help="steps between loss reads and TensorBoard points"
+    )
+    parser.add_argument(
+        "--val_every", type=int, default=1, help="validate every N epochs (and after the last)"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="generate and prepare a synthetic data set under <data_dir>/demo and train a small U-Net on it",
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    if args.demo:  # demo settings replace the defaults; flags given on the command line still win
+        parser.set_defaults(**DEMO_DEFAULTS)
+        args = parser.parse_args(argv)
+        args.data_dir = str(Path(args.data_dir) / "demo")
+    if args.val_size % 16:
+        parser.error(f"--val_size must be a multiple of 16, got {args.val_size}")
+    if args.eval_only and not args.resume:
+        parser.error("--eval_only needs --resume PATH (the checkpoint to evaluate)")
+    return args
+
+
+def select_device(choice: str, local_rank: int) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda given but no CUDA device is available: use --device cpu")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def select_amp(choice: str, device: torch.device) -> torch.dtype | None:
+    if choice == "off":
+        return None
+    if choice == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return (
+            torch.bfloat16
+            if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+            else None
+        )
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+
+
+def prepare_demo_data(data_dir: Path) -> None:
+    """Generate and prepare the synthetic data set, unless it is already there."""
+    from tools.demo_data import make_demo_data
+    from tools.voc import prepare
+
+    if not (data_dir / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "trainaug.txt").is_file():
+        print(f"demo: writing a synthetic VOC 2012 + SBD data set to {data_dir}")
+        make_demo_data(data_dir)
+        report = prepare(data_dir, progress=False)
+        print(f"demo: tools/voc.py wrote {report['written']} masks and {report['trainaug']} trainaug ids")
+
+
+def get_datasets(args: argparse.Namespace) -> tuple[VOCSegmentation, VOCSegmentation]:
+    train = VOCSegmentation(
+        args.data_dir,
+        "trainaug",
+        train=True,
+        crop_size=args.crop_size,
+        scale=tuple(args.scale),
+        seed=args.seed,
+    )
+    val = VOCSegmentation(args.data_dir, "val", train=False, val_size=args.val_size)
+    return train, val
+
+
+def get_optimizer(
+    model: torch.nn.Module, args: argparse.Namespace, device: torch.device
+) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim > 1]  # conv weights; BatchNorm and biases get none
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, **fused)
+    return torch.optim.AdamW(groups, lr=args.lr, **fused)
+
+
+def get_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, args: argparse.Namespace):
+    total = max(1, args.epochs * steps_per_epoch)
+    warmup = min(int(args.warmup_epochs * steps_per_epoch), total - 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, 1 - (step - warmup) / (total - warmup)) ** args.poly_power
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def criterion(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over non-void pixels, in float32 whatever the autocast precision."""
+    return F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX)
+
+
+class NonFiniteLoss(Exception):
+    pass
+
+
+def autocast(device: torch.device, amp_dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+
+def train_step(model, images, masks, optimizer, scaler, amp_dtype) -> torch.Tensor:
+    """Forward, backward and update on one normalised batch; returns the loss, still on the device."""
+    with autocast(images.device, amp_dtype):
+        loss = criterion(model(images), masks)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
+def train_one_epoch(model, optimizer, scheduler, scaler, loader, device, epoch, step, args, writer) -> int:
+    """One pass over the training loader; returns the global step. Reads the loss back from the device
+    only every --print_freq steps, so the step never waits for the host."""
+    model.train()
+    set_epoch(loader, epoch)
+    running = torch.zeros((), device=device)
+    first_bad_step = torch.full((), -1, device=device, dtype=torch.long)  # found without a host sync
+    total = len(loader) * args.batch_size * args.world_size
+    desc = f"train {epoch + 1}/{args.epochs}"
+    with tqdm(
+        total=total, desc=desc, unit="img", disable=args.rank != 0, dynamic_ncols=True, leave=False
+    ) as bar:
+        for i, (images, masks) in enumerate(loader):
+            images, masks = to_device(images, masks, device, args.channels_last_on)
+            loss = train_step(model, images, masks, optimizer, scaler, args.amp_dtype)
+            scheduler.step()
+            step += 1
+            running += loss
+            first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
+            bar.update(len(images) * args.world_size)
+            if (i + 1) % args.print_freq == 0 or i + 1 == len(loader):
+                check_finite(first_bad_step, epoch)
+                mean_loss = running.item() / (i % args.print_freq + 1)
+                running.zero_()
+                lr = optimizer.param_groups[0]["lr"]
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+                if writer:
+                    writer.add_scalar("train/loss", mean_loss, step)
+                    writer.add_scalar("train/lr", lr, step)
+    return step
+
+
+def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
+    bad = first_bad_step
+    if dist.is_initialized():
+        bad = bad.clone()
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    if bad.item() >= 0:
+        raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, step {bad.item()}")
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, args) -> dict:
+    """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss."""
+    model.eval()
+    confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    pixels = torch.zeros((), device=device, dtype=torch.float64)
+    with tqdm(
+        loader, desc="val", unit="batch", disable=args.rank != 0, dynamic_ncols=True, leave=False
+    ) as bar:
+        for images, masks in bar:
+            images, masks = to_device(images, masks, device, args.channels_last_on)
+            with autocast(device, args.amp_dtype):
+                logits = model(images)
+            loss_sum += F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX, reduction="sum")
+            pixels += (masks != IGNORE_INDEX).sum()
+            confusion.update(logits.argmax(1), masks)
+    confusion.all_reduce()
+    if dist.is_initialized():
+        dist.all_reduce(loss_sum)
+        dist.all_reduce(pixels)
+    metrics = confusion.compute()
+    metrics["loss"] = (loss_sum / pixels.clamp(min=1)).item()
+    return metrics
+
+
+@torch.no_grad()
+def prediction_panel(model, dataset: VOCSegmentation, device, args, count: int = 4) -> np.ndarray:
+    """Image | ground truth | prediction, in VOC colours, for the first `count` val images: HxWx3 uint8."""
+    model.eval()
+    rows = []
+    for i in range(min(count, len(dataset))):
+        image, mask = dataset[i]
+        with Image.open(dataset.images[i]) as original:
+            width, height = original.size  # the part of the canvas that holds the image
+        x, _ = to_device(image[None], mask[None], device, args.channels_last_on)
+        with autocast(device, args.amp_dtype):
+            pred = model(x).argmax(1)[0].cpu().numpy()
+        picture = image.permute(1, 2, 0).numpy()
+        row = [
+            picture[:height, :width],
+            colorize(mask.numpy()[:height, :width]),
+            colorize(pred[:height, :width]),
+        ]
+        rows.append(np.concatenate(row, axis=1))
+    widest = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, 4), (0, widest - r.shape[1]), (0, 0))) for r in rows])
+
+
+def log_validation(writer, metrics: dict, step: int) -> None:
+    writer.add_scalar("val/loss", metrics["loss"], step)
+    for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
+        writer.add_scalar(f"val/{key}", metrics[key], step)
+    for name, iou in zip(CLASS_NAMES, metrics["iou"], strict=True):
+        if not math.isnan(iou):
+            writer.add_scalar(f"val/iou/{name}", iou, step)
+
+
+def summary(metrics: dict) -> dict:
+    """The --eval_only JSON object; NaN (a class absent from the whole val set) becomes null."""
+
+    def clean(value: float) -> float | None:
+        return None if math.isnan(value) else value
+
+    return {
+        "mean_iou": clean(metrics["mean_iou"]),
+        "pixel_accuracy": clean(metrics["pixel_accuracy"]),
+        "mean_accuracy": clean(metrics["mean_accuracy"]),
+        "iou": {name: clean(v) for name, v in zip(CLASS_NAMES, metrics["iou"], strict=True)},
+    }
+
+
+def keep_metrics_until(path: Path, epoch: int) -> None:
+    """Drop metrics.jsonl lines of epochs after `epoch` (written by a run that died before saving them)."""
+    if path.is_file():
+        lines = [
+            line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epoch
+        ]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(f"{line}\n" for line in lines))
+        os.replace(tmp, path)
+
+
+def main(args: argparse.Namespace) -> None:
+    args.rank, local_rank, args.world_size = init_distributed()
+    device = select_device(args.device, local_rank)
+    seed_everything(args.seed, args.deterministic)
+    args.amp_dtype = select_amp(args.amp, device)
+    args.channels_last_on = args.channels_last == "on" or (
+        args.channels_last == "auto" and args.amp_dtype is not None
+    )
+    if args.num_workers < 0:
+        args.num_workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 1
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    run_dir = Path(args.save_dir) / args.name
+
+    if args.demo and args.rank == 0:
+        prepare_demo_data(Path(args.data_dir))
+    if dist.is_initialized():
+        dist.barrier()
+
+    checkpoint = None
+    resume = run_dir / "last.pth" if args.resume == "auto" else Path(args.resume) if args.resume else None
+    if resume is not None and (args.resume != "auto" or resume.is_file()):
+        checkpoint = load_checkpoint(resume)
+    elif resume is not None and args.rank == 0:
+        print(f"--resume auto: no {resume} yet, starting a new run")
+    model_config = (
+        checkpoint["model_config"]
+        if checkpoint
+        else {"in_channels": 3, "num_classes": NUM_CLASSES, "base_channels": args.base_channels}
+    )
+    model = UNet(**model_config)
+    if checkpoint:
+        model.load_state_dict(checkpoint["model"])
+    if args.sync_bn and device.type != "cuda":
+        raise UserError("--sync_bn needs GPUs (PyTorch's SyncBatchNorm is CUDA-only): drop it on a CPU")
+    if args.sync_bn and dist.is_initialized():
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device, memory_format=torch.channels_last if args.channels_last_on else torch.contiguous_format)
+
+    train_set, val_set = get_datasets(args)
+    val_loader = make_loader(val_set, args.batch_size, args.num_workers)
+    if args.eval_only:
+        metrics = evaluate(model, val_loader, device, args)
+        if args.rank == 0:
+            print(json.dumps(summary(metrics)))
+        return
+
+    train_loader = make_loader(train_set, args.batch_size, args.num_workers, seed=args.seed)
+    if len(train_loader) == 0:
+        raise UserError(
+            f"--batch_size {args.batch_size} is larger than this process's share of the "
+            f"{len(train_set)} training images: lower it"
+        )
+    optimizer = get_optimizer(model, args, device)
+    scheduler = get_scheduler(optimizer, len(train_loader), args)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp_dtype == torch.float16)
+    start_epoch, step, best_miou = 0, 0, -1.0
+    if checkpoint and "optimizer" in checkpoint:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        start_epoch, step, best_miou = checkpoint["epoch"], checkpoint["step"], checkpoint["best_miou"]
+
+    train_model = (
+        DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        if dist.is_initialized()
+        else model
+    )
+    if args.compile:
+        train_model = torch.compile(train_model)
+
+    writer = None
+    if args.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        keep_metrics_until(run_dir / "metrics.jsonl", start_epoch)
+        # purge_step drops points a killed run logged after its last checkpoint: the curves continue cleanly.
+        writer = SummaryWriter(
+            Path(args.tensorboard_dir) / args.name, purge_step=step if checkpoint else None
+        )
+        amp_name = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[args.amp_dtype]
+        print(
+            f"{args.name}: {len(train_set)} train / {len(val_set)} val images, {device}, amp {amp_name}, "
+            f"channels_last {args.channels_last_on}, {args.world_size} process(es), "
+            f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
+            + (f", resuming after epoch {start_epoch}" if checkpoint else "")
+        )
+
+    for epoch in range(start_epoch, args.epochs):
+        start = time.perf_counter()
+        step = train_one_epoch(
+            train_model, optimizer, scheduler, scaler, train_loader, device, epoch, step, args, writer
+        )
+        if (epoch + 1) % args.val_every and epoch + 1 != args.epochs:
+            metrics = None
+        else:
+            metrics = evaluate(model, val_loader, device, args)
+        if args.rank != 0:
+            continue
+        state = {
+            "model": model_state(model),
+            "model_config": model_config,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "epoch": epoch + 1,
+            "step": step,
+            "best_miou": best_miou,
+            "args": plain_args(args),
+        }
+        line = f"epoch {epoch + 1}/{args.epochs}  {time.perf_counter() - start:.0f}s"
+        if metrics is not None:
+            log_validation(writer, metrics, step)
+            writer.add_image(
+                "val/predictions", prediction_panel(model, val_set, device, args), step, dataformats="HWC"
+            )
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(
+                    json.dumps(
+                        {"epoch": epoch + 1, "step": step, "loss": metrics["loss"], **summary(metrics)}
+                    )
+                    + "\n"
+                )
+            line += (
+                f"  val loss {metrics['loss']:.4f}  mean IoU {metrics['mean_iou']:.4f}  "
+                f"pixel acc {metrics['pixel_accuracy']:.4f}"
+            )
+            if metrics["mean_iou"] > best_miou:
+                best_miou = state["best_miou"] = metrics["mean_iou"]
+                save_atomically(state, run_dir / "best.pth")
+                line += "  (best)"
+        save_atomically(state, run_dir / "last.pth")
+        writer.flush()
+        tqdm.write(line)
+
+    if writer:
+        writer.close()
+        print(
+            f"done: best val mean IoU {best_miou:.4f}; checkpoints in {run_dir}/ (best.pth, last.pth); "
+            f"curves: tensorboard --logdir {args.tensorboard_dir}"
+        )
+
+
+def model_state(model: torch.nn.Module) -> dict:
+    """State dict with plain BatchNorm names even when SyncBatchNorm was used (same keys either way)."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def plain_args(args: argparse.Namespace) -> dict:
+    """The flags as plain values, loadable with weights_only=True."""
+    return {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in vars(args).items()
+        if isinstance(v, (str, int, float, bool, list, tuple, type(None)))
+    }
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        main(args)
+    except UserError as error:
+        print(f"error: {user_error_message(error)}", file=sys.stderr)
+        return 2
+    except NonFiniteLoss as error:
+        print(
+            f"error: {error}; stopped, the last good checkpoint is untouched (try a lower --lr)",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: last.pth holds the last finished epoch; continue with --resume auto",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,363 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from main import DEMO_DEFAULTS, parse_args
+from tests.helpers import ROOT, copy_tree, prepared_demo, run_script
+from utils import CLASS_NAMES
+
+# 24 train images / batch 4 = 6 steps an epoch; a 4-channel U-Net: a few seconds an epoch on a CPU.
+SMALL = [
+    "--epochs",
+    "2",
+    "--batch_size",
+    "4",
+    "--crop_size",
+    "48",
+    "--val_size",
+    "192",
+    "--base_channels",
+    "4",
+    "--num_workers",
+    "0",
+    "--print_freq",
+    "2",
+]
+
+
+def train(data, tmp_path, *extra, name="run"):
+    args = [
+        "main.py",
+        "--data_dir",
+        str(data),
+        "--save_dir",
+        str(tmp_path / "exp"),
+        "--tensorboard_dir",
+        str(tmp_path / "tb"),
+        "--name",
+        name,
+        *SMALL,
+        *extra,
+    ]
+    return run_script(*args)
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One small finished run, shared by the tests that only read its outputs."""
+    data = prepared_demo(tmp_path_factory)
+    out = tmp_path_factory.mktemp("finished")
+    result = train(data, out)
+    assert result.returncode == 0, result.stderr
+    return data, out, result
+
+
+def test_run_writes_checkpoints_and_one_metrics_line_per_validation(finished):
+    _, out, result = finished
+    run_dir = out / "exp" / "run"
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert set(lines[0]["iou"]) == set(CLASS_NAMES) and 0 <= lines[0]["mean_iou"] <= 1
+    for name in ("last.pth", "best.pth"):
+        checkpoint = torch.load(run_dir / name, weights_only=True)  # no pickle needed
+        assert checkpoint["model_config"]["base_channels"] == 4
+    last = torch.load(run_dir / "last.pth", weights_only=True)
+    assert last["epoch"] == 2 and last["step"] == 12
+    assert "best val mean IoU" in result.stdout and str(run_dir) in result.stdout
+
+
+def test_tensorboard_has_every_tag_of_the_spec(finished):
+    _, out, _ = finished
+    events = EventAccumulator(str(out / "tb" / "run"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {
+        "train/loss",
+        "train/lr",
+        "val/loss",
+        "val/mean_iou",
+        "val/pixel_accuracy",
+        "val/mean_accuracy",
+    } <= scalars
+    assert "val/iou/background" in scalars and all(
+        t.split("/")[-1] in CLASS_NAMES for t in scalars if "/iou/" in t
+    )
+    assert events.Tags()["images"] == ["val/predictions"]
+    assert [e.step for e in events.Scalars("val/mean_iou")] == [6, 12]
+    assert len(events.Scalars("train/loss")) == 6  # every --print_freq 2 steps
+
+
+def test_eval_only_prints_the_metrics_that_were_logged(finished):
+    data, out, _ = finished
+    logged = json.loads((out / "exp/run/metrics.jsonl").read_text().splitlines()[-1])
+    result = run_script(
+        "main.py",
+        "--data_dir",
+        str(data),
+        "--resume",
+        str(out / "exp/run/last.pth"),
+        "--eval_only",
+        "--val_size",
+        "192",
+        "--num_workers",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr
+    printed = last_json(result.stdout)
+    assert set(printed) == {"mean_iou", "pixel_accuracy", "mean_accuracy", "iou"}
+    assert list(printed["iou"]) == list(CLASS_NAMES)
+    for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
+        assert printed[key] == pytest.approx(logged[key], abs=1e-9)
+
+
+def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, tmp_path_factory):
+    data = prepared_demo(tmp_path_factory)
+    slower = [
+        "--deterministic",
+        "--batch_size",
+        "2",
+        "--base_channels",
+        "8",
+        "--crop_size",
+        "64",
+    ]  # 12 steps an epoch
+    whole = train(data, tmp_path, *slower, name="whole")
+    assert whole.returncode == 0, whole.stderr
+
+    args = [
+        "main.py",
+        "--data_dir",
+        str(data),
+        "--save_dir",
+        str(tmp_path / "exp"),
+        "--tensorboard_dir",
+        str(tmp_path / "tb"),
+        "--name",
+        "killed",
+        *SMALL,
+        *slower,
+    ]
+    process = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    last = tmp_path / "exp/killed/last.pth"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.2)  # into epoch 2
+    assert process.poll() is None, "the run ended before it could be killed in epoch 2"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+
+    resumed = train(data, tmp_path, *slower, "--resume", "auto", name="killed")
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(tmp_path / "exp/whole/last.pth", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert b["epoch"] == 2 and b["step"] == a["step"]
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    lines = (tmp_path / "exp/killed/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_torchrun_two_cpu_processes_train_and_evaluate_like_one(finished, tmp_path):
+    data, out, _ = finished
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+    ]
+    result = subprocess.run(
+        [
+            *torchrun,
+            "main.py",
+            "--data_dir",
+            str(data),
+            "--save_dir",
+            str(tmp_path / "exp"),
+            "--tensorboard_dir",
+            str(tmp_path / "tb"),
+            "--name",
+            "ddp",
+            *SMALL,
+            "--epochs",
+            "1",
+            "--batch_size",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.load(tmp_path / "exp/ddp/last.pth", weights_only=True)["step"] == 24 // (2 * 2)
+
+    checkpoint = str(out / "exp/run/last.pth")
+    evaluate = [
+        "main.py",
+        "--data_dir",
+        str(data),
+        "--resume",
+        checkpoint,
+        "--eval_only",
+        "--val_size",
+        "192",
+        "--num_workers",
+        "0",
+        "--batch_size",
+        "3",
+    ]
+    single = run_script(*evaluate)
+    distributed = subprocess.run(
+        [*torchrun, *evaluate], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert single.returncode == 0 and distributed.returncode == 0, distributed.stderr[-3000:]
+    one, two = last_json(single.stdout), last_json(distributed.stdout)
+    assert one["mean_iou"] == pytest.approx(two["mean_iou"], abs=1e-12)
+    assert one["iou"] == two["iou"]
+
+
+def test_demo_flag_generates_prepares_and_trains(tmp_path):
+    result = run_script(
+        "main.py",
+        "--demo",
+        "--data_dir",
+        str(tmp_path / "data"),
+        "--save_dir",
+        str(tmp_path / "exp"),
+        "--tensorboard_dir",
+        str(tmp_path / "tb"),
+        "--epochs",
+        "1",
+        "--base_channels",
+        "4",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data/demo/VOCdevkit/VOC2012/ImageSets/Segmentation/trainaug.txt").is_file()
+    assert (tmp_path / "exp/demo/best.pth").is_file() and (tmp_path / "tb/demo").is_dir()
+
+
+def test_sync_bn_on_a_cpu_exits_2_naming_the_flag(tmp_path, tmp_path_factory):
+    assert_user_error(train(prepared_demo(tmp_path_factory), tmp_path, "--sync_bn"), "--sync_bn")
+
+
+def test_demo_settings_yield_to_flags_given():
+    assert parse_args(["--demo"]).crop_size == DEMO_DEFAULTS["crop_size"]
+    args = parse_args(["--demo", "--epochs", "3", "--data_dir", "elsewhere"])
+    assert args.epochs == 3 and args.data_dir.replace("\\", "/") == "elsewhere/demo"
+    assert parse_args([]).crop_size == 320 and parse_args([]).batch_size == 8
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_data_set_exits_2_pointing_to_tools_voc(tmp_path):
+    assert_user_error(train(tmp_path / "nothing", tmp_path), "trainaug.txt", "tools/voc.py")
+
+
+def test_missing_image_exits_2_naming_it(tmp_path, tmp_path_factory):
+    data = copy_tree(prepared_demo(tmp_path_factory), tmp_path / "data")
+    image = next((data / "VOCdevkit/VOC2012/JPEGImages").iterdir())
+    image.unlink()
+    assert_user_error(train(data, tmp_path), str(image))
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])  # the error must come through a loader worker too
+def test_unreadable_image_exits_2_naming_it(tmp_path, tmp_path_factory, workers):
+    data = copy_tree(prepared_demo(tmp_path_factory), tmp_path / "data")
+    voc = data / "VOCdevkit/VOC2012"
+    image = voc / "JPEGImages" / f"{(voc / 'ImageSets/Segmentation/trainaug.txt').read_text().split()[0]}.jpg"
+    image.write_bytes(b"garbage")
+    assert_user_error(train(data, tmp_path, "--num_workers", workers), str(image))
+
+
+def test_labels_outside_the_classes_exit_2_naming_the_mask(tmp_path, tmp_path_factory):
+    data = copy_tree(prepared_demo(tmp_path_factory), tmp_path / "data")
+    voc = data / "VOCdevkit/VOC2012"
+    mask_path = (
+        voc
+        / "SegmentationClassAug"
+        / f"{(voc / 'ImageSets/Segmentation/val.txt').read_text().split()[0]}.png"
+    )
+    mask = np.array(Image.open(mask_path))
+    mask[0, 0] = 21
+    Image.fromarray(mask, mode="L").save(mask_path)
+    assert_user_error(train(data, tmp_path, "--epochs", "1"), str(mask_path), "[21]")
+
+
+def test_bad_resume_path_exits_2(tmp_path, tmp_path_factory):
+    missing = tmp_path / "nope.pth"
+    assert_user_error(
+        train(prepared_demo(tmp_path_factory), tmp_path, "--resume", str(missing)), str(missing)
+    )
+    not_a_checkpoint = tmp_path / "notes.pth"
+    not_a_checkpoint.write_text("hello")
+    assert_user_error(
+        train(prepared_demo(tmp_path_factory), tmp_path, "--resume", str(not_a_checkpoint)),
+        str(not_a_checkpoint),
+    )
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tmp_path_factory):
+    data = prepared_demo(tmp_path_factory)
+    assert train(data, tmp_path, "--epochs", "1").returncode == 0
+    last = tmp_path / "exp/run/last.pth"
+    good = last.read_bytes()
+    result = train(data, tmp_path, "--epochs", "1", "--lr", "1e38", "--optimizer", "sgd")
+    assert result.returncode == 1
+    assert "non-finite loss at epoch 1, step" in result.stderr and "Traceback" not in result.stderr
+    assert last.read_bytes() == good
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_last_pth_whole(tmp_path, tmp_path_factory):
+    data = prepared_demo(tmp_path_factory)
+    args = [
+        "main.py",
+        "--data_dir",
+        str(data),
+        "--save_dir",
+        str(tmp_path / "exp"),
+        "--tensorboard_dir",
+        str(tmp_path / "tb"),
+        "--name",
+        "int",
+        *SMALL,
+        "--epochs",
+        "50",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    last = tmp_path / "exp/int/last.pth"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "--resume auto" in stderr and "Traceback" not in stderr
+    assert torch.load(last, weights_only=True)["epoch"] >= 1
