@@ -70,7 +70,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="unet", help="run name")
     # Data
     parser.add_argument("--batch_size", type=int, default=8, help="images per step and per process")
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=100, help="passes over the training set")
     parser.add_argument("--crop_size", type=int, default=320, help="training crop side in pixels")
     parser.add_argument(
         "--scale",
@@ -95,7 +95,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--sync_bn", action="store_true", help="synchronise BatchNorm statistics across processes"
     )
     # Optimiser and schedule
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    parser.add_argument(
+        "--optimizer", choices=("sgd", "adamw"), default="sgd", help="SGD with momentum, or AdamW"
+    )
     parser.add_argument("--lr", type=float, default=0.01, help="peak learning rate")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     parser.add_argument(
@@ -128,7 +130,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eval_only", action="store_true", help="validate the --resume checkpoint and print JSON"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the weights, the shuffle and the augmentation"
+    )
     parser.add_argument("--deterministic", action="store_true", help="reproducible kernels (slower on GPUs)")
     parser.add_argument(
         "--print_freq", type=int, default=20, help="steps between loss reads and TensorBoard points"

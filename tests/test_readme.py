@@ -1,0 +1,51 @@
+"""The README only shows what exists: its flag table is the parser's, and its commands use real flags."""
+
+import re
+import shlex
+
+import pytest
+
+from main import get_args_parser
+from tests.helpers import ROOT
+from tools.readme_flags import flag_table
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_flag_table_is_the_parsers():
+    table = re.search(r"<!-- flags -->\n(.*?)\n<!-- /flags -->", README, re.S).group(1)
+    assert table == flag_table(get_args_parser()), "run `python tools/readme_flags.py` and paste its output"
+
+
+def commands(script):
+    """Every command line of the README's bash blocks that runs `script`, as argument lists."""
+    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        for line in block.splitlines():
+            line = line.split("#")[0].strip()
+            for part in line.split("&&"):
+                words = shlex.split(part)
+                if script in words:
+                    yield words[words.index(script) + 1 :]
+
+
+def flags_of(parser):
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def test_main_commands_use_existing_flags_that_parse():
+    found = list(commands("main.py"))
+    assert len(found) >= 6
+    parser = get_args_parser()
+    for args in found:
+        assert {a for a in args if a.startswith("--")} <= flags_of(parser), args
+        parser.parse_args(args)  # exits (SystemExit) on a bad value
+
+
+@pytest.mark.parametrize("script", ["tools/voc.py"])
+def test_tool_commands_exist_and_use_their_flags(script):
+    found = list(commands(script))
+    assert found and (ROOT / script).is_file()
+    source = (ROOT / script).read_text()
+    for args in found:
+        for flag in (a for a in args if a.startswith("--")):
+            assert f'"{flag}"' in source, (script, flag)
