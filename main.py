@@ -32,11 +32,14 @@ from utils import (
     IGNORE_INDEX,
     NUM_CLASSES,
     UserError,
+    autocast,
     colorize,
     init_distributed,
     load_checkpoint,
     save_atomically,
     seed_everything,
+    select_amp,
+    select_device,
     user_error_message,
 )
 
@@ -162,28 +165,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def select_device(choice: str, local_rank: int) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda given but no CUDA device is available: use --device cpu")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
-def select_amp(choice: str, device: torch.device) -> torch.dtype | None:
-    if choice == "off":
-        return None
-    if choice == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return (
-            torch.bfloat16
-            if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-            else None
-        )
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
-
-
 def prepare_demo_data(data_dir: Path) -> None:
     """Generate and prepare the synthetic data set, unless it is already there."""
     from tools.demo_data import make_demo_data
@@ -240,10 +221,6 @@ def criterion(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 class NonFiniteLoss(Exception):
     pass
-
-
-def autocast(device: torch.device, amp_dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
 
 
 def train_step(model, images, masks, optimizer, scaler, amp_dtype) -> torch.Tensor:

@@ -93,6 +93,16 @@ def save_atomically(obj: dict, path: Path) -> None:
         tmp.unlink(missing_ok=True)  # left only when interrupted before the rename
 
 
+def save_image_atomically(image, path: Path, **save_options) -> None:
+    """Save a PIL image as PNG via a temporary file and a rename: a killed run never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        image.save(tmp, format="PNG", **save_options)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint of main.py with pickle disabled; UserError if it is missing or of the wrong kind."""
     if not path.is_file():
@@ -106,3 +116,29 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(checkpoint, dict) or not {"model", "model_config"} <= checkpoint.keys():
         raise UserError(f"{path} is not a checkpoint written by main.py (no model / model_config)")
     return checkpoint
+
+
+def select_device(choice: str, local_rank: int) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda given but no CUDA device is available: use --device cpu")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def select_amp(choice: str, device: torch.device) -> torch.dtype | None:
+    if choice == "off":
+        return None
+    if choice == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return (
+            torch.bfloat16
+            if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+            else None
+        )
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+
+
+def autocast(device: torch.device, amp_dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)

@@ -99,6 +99,21 @@ def test_tensorboard_has_every_tag_of_the_spec(finished):
     assert len(events.Scalars("train/loss")) == 6  # every --print_freq 2 steps
 
 
+def test_run_figures_are_drawn_from_the_event_files_and_checkpoint(finished, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tools.figures import draw_curves, draw_predictions, read_scalars
+
+    data, out, _ = finished
+    scalars = read_scalars(out / "tb" / "run")
+    assert len(scalars["val/mean_iou"][0]) == 2
+    draw_curves(scalars, tmp_path / "curves.png", "test")
+    draw_predictions(out / "exp/run/best.pth", str(data), 192, tmp_path / "predictions.png", count=2)
+    assert (
+        Image.open(tmp_path / "curves.png").width > 400
+        and Image.open(tmp_path / "predictions.png").height > 200
+    )
+
+
 def test_eval_only_prints_the_metrics_that_were_logged(finished):
     data, out, _ = finished
     logged = json.loads((out / "exp/run/metrics.jsonl").read_text().splitlines()[-1])

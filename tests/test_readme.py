@@ -17,15 +17,20 @@ def test_flag_table_is_the_parsers():
     assert table == flag_table(get_args_parser()), "run `python tools/readme_flags.py` and paste its output"
 
 
-def commands(script):
-    """Every command line of the README's bash blocks that runs `script`, as argument lists."""
+def command_lines():
+    """The lines of the README's bash blocks, and its inline `python ...` commands."""
     for block in re.findall(r"```bash\n(.*?)```", README, re.S):
-        for line in block.splitlines():
-            line = line.split("#")[0].strip()
-            for part in line.split("&&"):
-                words = shlex.split(part)
-                if script in words:
-                    yield words[words.index(script) + 1 :]
+        yield from block.splitlines()
+    yield from re.findall(r"(?<!`)`(python [^`]+)`", README)
+
+
+def commands(script):
+    """Every README command that runs `script`, as argument lists."""
+    for line in command_lines():
+        for part in line.split("#")[0].split("&&"):
+            words = shlex.split(part)
+            if script in words:
+                yield words[words.index(script) + 1 :]
 
 
 def flags_of(parser):
@@ -41,7 +46,9 @@ def test_main_commands_use_existing_flags_that_parse():
         parser.parse_args(args)  # exits (SystemExit) on a bad value
 
 
-@pytest.mark.parametrize("script", ["tools/voc.py"])
+@pytest.mark.parametrize(
+    "script", ["tools/voc.py", "tools/predict.py", "tools/figures.py", "tools/benchmark.py"]
+)
 def test_tool_commands_exist_and_use_their_flags(script):
     found = list(commands(script))
     assert found and (ROOT / script).is_file()

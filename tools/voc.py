@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from utils import IGNORE_INDEX, NUM_CLASSES, VOC_PALETTE, UserError  # noqa: E402
+from utils import IGNORE_INDEX, NUM_CLASSES, VOC_PALETTE, UserError, save_image_atomically  # noqa: E402
 
 SBD_FOLDER_NAMES = ("VOCaug", "benchmark_RELEASE")
 FULL_SIZES = {"voc_train": 1464, "voc_val": 1449, "sbd_train": 8498, "sbd_val": 2857}
@@ -122,16 +122,6 @@ def is_up_to_date(path: Path, mask: np.ndarray) -> bool:
         return False  # missing or truncated: write it
 
 
-def save_atomically(path: Path, mask: np.ndarray) -> None:
-    """Write to a temporary file beside `path`, then rename: a killed run never leaves half a PNG."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(mask, mode="L").save(tmp, format="PNG", compress_level=1)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def convert(job: tuple[str, Path, Path, bool]) -> tuple[str, str, str]:
     """One mask: (kind, source, out, force) -> (status, source path, reason); status is
     'written', 'unchanged' or 'error'."""
@@ -140,7 +130,7 @@ def convert(job: tuple[str, Path, Path, bool]) -> tuple[str, str, str]:
         mask = check_values(read_voc_mask(source) if kind == "voc" else read_sbd_mask(source))
         if not force and is_up_to_date(out, mask):
             return "unchanged", str(source), ""
-        save_atomically(out, mask)
+        save_image_atomically(Image.fromarray(mask, mode="L"), out, compress_level=1)
         return "written", str(source), ""
     except FileNotFoundError:
         return "error", str(source), "file not found"

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import UNet
+from tests.helpers import run_script
+from utils import VOC_PALETTE
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A checkpoint as main.py writes it, of an untrained 4-channel U-Net."""
+    torch.manual_seed(0)
+    model = UNet(base_channels=4)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pth"
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "model_config": {"in_channels": 3, "num_classes": 21, "base_channels": 4},
+        },
+        path,
+    )
+    return path
+
+
+def write_image(path, size, mode="RGB", seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+    return path
+
+
+def predict(checkpoint, source, output, *extra):
+    return run_script(
+        "tools/predict.py",
+        "--checkpoint",
+        str(checkpoint),
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        *extra,
+    )
+
+
+def assert_class_png(path, size):
+    with Image.open(path) as mask:
+        assert mask.mode == "P" and mask.size == size
+        assert mask.getpalette()[: 3 * 21] == VOC_PALETTE[:21].ravel().tolist()
+        assert np.array(mask).max() < 21
+
+
+def test_single_odd_sized_rgb_image(tmp_path, checkpoint):
+    image = write_image(tmp_path / "photo.jpg", (97, 131))
+    result = predict(checkpoint, image, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert_class_png(tmp_path / "out/photo.png", (97, 131))
+    assert not (tmp_path / "out/photo_overlay.png").exists()
+
+
+def test_folder_of_rgb_and_grayscale_images_with_overlays(tmp_path, checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sizes = {"a.jpg": (33, 250), "b.png": (60, 41), "c.png": (60, 41), "d.jpg": (17, 19)}
+    for k, (name, size) in enumerate(sizes.items()):
+        write_image(folder / name, size, mode="L" if name == "b.png" else "RGB", seed=k)
+    (folder / "notes.txt").write_text("not an image")
+    result = predict(checkpoint, folder, tmp_path / "out", "--overlay", "--batch_size", "2")
+    assert result.returncode == 0, result.stderr
+    for name, size in sizes.items():
+        stem = name.split(".")[0]
+        assert_class_png(tmp_path / f"out/{stem}.png", size)
+        with Image.open(tmp_path / f"out/{stem}_overlay.png") as overlay:
+            assert overlay.mode == "RGB" and overlay.size == size
+    assert "wrote 4 prediction(s)" in result.stdout
+
+
+def test_batched_and_single_predictions_agree(tmp_path, checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):
+        write_image(folder / f"{k}.png", (40, 30), seed=k)
+    assert predict(checkpoint, folder, tmp_path / "batched", "--batch_size", "3").returncode == 0
+    assert predict(checkpoint, folder, tmp_path / "single", "--batch_size", "1").returncode == 0
+    for k in range(3):
+        a, b = (np.array(Image.open(tmp_path / d / f"{k}.png")) for d in ("batched", "single"))
+        assert (a == b).mean() > 0.99  # BatchNorm in eval mode: only float summation order may differ
+
+
+def test_unreadable_image_is_reported_and_the_others_written(tmp_path, checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "good.jpg", (50, 40))
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    result = predict(checkpoint, folder, tmp_path / "out")
+    assert result.returncode == 1
+    assert str(folder / "broken.jpg") in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "out/good.png").is_file() and not (tmp_path / "out/broken.png").exists()
+
+
+def test_missing_input_exits_2(tmp_path, checkpoint):
+    result = predict(checkpoint, tmp_path / "nowhere", tmp_path / "out")
+    assert result.returncode == 2 and "nowhere" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_of_the_wrong_kind_exits_2(tmp_path):
+    bad = tmp_path / "model.pth"
+    torch.save({"weights": torch.zeros(3)}, bad)
+    result = predict(bad, write_image(tmp_path / "a.jpg", (20, 20)), tmp_path / "out")
+    assert result.returncode == 2 and str(bad) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_never_overwrites_an_input(tmp_path, checkpoint):
+    image = write_image(tmp_path / "a.png", (20, 20))
+    before = image.read_bytes()
+    result = predict(checkpoint, tmp_path, tmp_path)
+    assert result.returncode == 2 and "overwrite" in result.stderr
+    assert image.read_bytes() == before

@@ -1,0 +1,198 @@
+"""Draw the README's figures into assets/, from the model itself and from a real run's outputs.
+
+    python tools/figures.py architecture                # assets/architecture.png, from model.py
+    python tools/figures.py run --name demo             # assets/demo_curves.png, assets/demo_predictions.png
+
+`run` reads <tensorboard_dir>/<name> (the event files), <save_dir>/<name>/best.pth and the first
+validation images of --data_dir; after `python main.py --demo` the defaults point at that run.
+Needs matplotlib (requirements-dev.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
+from PIL import Image  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dataset import VOCSegmentation, to_device  # noqa: E402
+from model import UNet  # noqa: E402
+from utils import autocast, colorize, load_checkpoint, select_amp, select_device  # noqa: E402
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+BLOCKS = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4", "outc")
+
+
+def block_shapes(model: UNet, size: int = 512) -> dict[str, tuple[int, int, int]]:
+    """Output (channels, height, width) of each named block, read off a forward pass with hooks."""
+    shapes = {}
+    hooks = [
+        getattr(model, name).register_forward_hook(
+            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))
+        )
+        for name in BLOCKS
+    ]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+def draw_architecture(model: UNet, path: Path) -> None:
+    shapes = block_shapes(model)
+    fig, ax = plt.subplots(figsize=(12, 6.5))
+    levels = {
+        "inc": 0,
+        "down1": 1,
+        "down2": 2,
+        "down3": 3,
+        "down4": 4,
+        "up1": 3,
+        "up2": 2,
+        "up3": 1,
+        "up4": 0,
+        "outc": 0,
+    }
+    centres = {}
+    for k, name in enumerate(BLOCKS):
+        channels, height, width = shapes[name]
+        x, y = k * 1.2, -levels[name] * 1.3
+        box_w = 0.25 + 0.55 * np.log2(channels + 1) / np.log2(max(c for c, _, _ in shapes.values()) + 1)
+        colour = "#f6d365" if name == "outc" else "#a1c4fd" if name.startswith("up") else "#c2e9fb"
+        ax.add_patch(Rectangle((x - box_w / 2, y - 0.4), box_w, 0.8, facecolor=colour, edgecolor="#333"))
+        ax.text(x, y + 0.12, name, ha="center", va="center", fontsize=9, weight="bold")
+        ax.text(x, y - 0.15, f"{channels}ch\n{height}x{width}", ha="center", va="center", fontsize=7.5)
+        centres[name] = (x, y, box_w)
+    arrow = dict(arrowstyle="-|>", mutation_scale=10, color="#333")
+    for a, b in zip(BLOCKS, BLOCKS[1:], strict=False):
+        (xa, ya, wa), (xb, yb, wb) = centres[a], centres[b]
+        ax.add_patch(FancyArrowPatch((xa + wa / 2, ya), (xb - wb / 2, yb), **arrow))
+    for down, up in (("inc", "up4"), ("down1", "up3"), ("down2", "up2"), ("down3", "up1")):
+        (xa, ya, wa), (xb, yb, wb) = centres[down], centres[up]
+        ax.add_patch(
+            FancyArrowPatch(
+                (xa + wa / 2, ya + 0.3),
+                (xb - wb / 2, yb + 0.3),
+                linestyle="--",
+                color="#888",
+                arrowstyle="-|>",
+                mutation_scale=10,
+            )
+        )
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    ax.set_title(
+        f"UNet(base_channels={shapes['inc'][0]}, num_classes={shapes['outc'][0]}): {params:.1f} M "
+        "parameters, for a 512x512 input\n"
+        "down: 2x2 max-pool + 2x(3x3 conv, BN, ReLU);  "
+        "up: 2x2 transposed conv, concatenate the skip (dashed), 2x(3x3 conv, BN, ReLU);  outc: 1x1 conv",
+        fontsize=10,
+    )
+    ax.set_xlim(-0.8, len(BLOCKS) * 1.2 - 0.4)
+    ax.set_ylim(-4 * 1.3 - 0.7, 0.8)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def read_scalars(log_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    if not tags:
+        raise SystemExit(
+            f"error: no TensorBoard scalars under {log_dir}: train first (python main.py --demo)"
+        )
+    return {
+        tag: tuple(np.array(v) for v in zip(*[(e.step, e.value) for e in events.Scalars(tag)], strict=True))
+        for tag in tags
+    }
+
+
+def draw_curves(scalars: dict, path: Path, title: str) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for tag, label in (("train/loss", "train loss"), ("val/loss", "val loss")):
+        left.plot(*scalars[tag], label=label, marker="o" if tag.startswith("val") else None, markersize=3)
+    left.set_yscale("log")
+    left.set_xlabel("step")
+    left.set_title("loss (cross-entropy, void ignored)")
+    left.legend()
+    for tag in ("val/mean_iou", "val/pixel_accuracy", "val/mean_accuracy"):
+        right.plot(*scalars[tag], label=tag.split("/")[1], marker="o", markersize=3)
+    right.set_ylim(0, 1)
+    right.set_xlabel("step")
+    right.set_title("validation metrics")
+    right.legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def draw_predictions(checkpoint_path: Path, data_dir: str, val_size: int, path: Path, count: int = 6) -> None:
+    checkpoint = load_checkpoint(checkpoint_path)
+    device = select_device("auto", 0)
+    model = UNet(**checkpoint["model_config"]).to(device).eval()
+    model.load_state_dict(checkpoint["model"])
+
+    val = VOCSegmentation(data_dir, "val", train=False, val_size=val_size)
+    fig, axes = plt.subplots(count, 3, figsize=(7.5, 2.3 * count))
+    for row, i in enumerate(range(min(count, len(val)))):
+        image, mask = val[i]
+        with Image.open(val.images[i]) as original:
+            width, height = original.size  # the part of the canvas that holds the image
+        x, _ = to_device(image[None], mask[None], device)
+        with autocast(device, select_amp("auto", device)):
+            pred = model(x).argmax(1)[0].cpu().numpy()
+        panels = (image.permute(1, 2, 0).numpy(), colorize(mask.numpy()), colorize(pred))
+        for ax, panel, title in zip(axes[row], panels, ("image", "ground truth", "prediction"), strict=True):
+            ax.imshow(panel[:height, :width])
+            ax.axis("off")
+            if row == 0:
+                ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="figure", required=True)
+    sub.add_parser("architecture", help="assets/architecture.png from model.py")
+    run = sub.add_parser("run", help="curves and predictions of a finished run")
+    run.add_argument("--name", default="demo")
+    run.add_argument("--save_dir", default="experiments/")
+    run.add_argument("--tensorboard_dir", default="runs/")
+    run.add_argument("--data_dir", default="data/demo")
+    run.add_argument("--val_size", type=int, default=192)
+    args = parser.parse_args()
+    ASSETS.mkdir(exist_ok=True)
+    if args.figure == "architecture":
+        draw_architecture(UNet(), ASSETS / "architecture.png")
+        print(f"wrote {ASSETS / 'architecture.png'}")
+    else:
+        curves, predictions = ASSETS / f"{args.name}_curves.png", ASSETS / f"{args.name}_predictions.png"
+        draw_curves(read_scalars(Path(args.tensorboard_dir) / args.name), curves, f"run '{args.name}'")
+        draw_predictions(
+            Path(args.save_dir) / args.name / "best.pth", args.data_dir, args.val_size, predictions
+        )
+        print(f"wrote {curves} and {predictions}")
+
+
+if __name__ == "__main__":
+    main()

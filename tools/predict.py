@@ -1,0 +1,179 @@
+"""Segment images with a trained checkpoint: a palette PNG of VOC classes per image, optionally an overlay.
+
+    python tools/predict.py --checkpoint experiments/unet/best.pth --input photo.jpg --output predictions/
+    python tools/predict.py --checkpoint experiments/unet/best.pth --input photos/ --output out/ --overlay
+
+For each input image <name>.<ext> (JPEG, PNG, BMP, ...; RGB or grayscale; any size) it writes
+<output>/<name>.png: the class index of every pixel, in the VOC colours (open it with PIL to read the
+indices), the size of the input; and with --overlay <output>/<name>_overlay.png: the image blended
+with those colours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dataset import to_device  # noqa: E402
+from model import UNet  # noqa: E402
+from utils import (  # noqa: E402
+    VOC_PALETTE,
+    UserError,
+    autocast,
+    colorize,
+    load_checkpoint,
+    save_image_atomically,
+    select_amp,
+    select_device,
+)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+def find_images(source: Path) -> list[Path]:
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise UserError(f"--input {source} not found: pass an image file or a folder of images")
+    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not images:
+        raise UserError(f"--input {source} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return images
+
+
+def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
+    """Input -> output mask path; refuses to overwrite an input or to give two inputs one output."""
+    targets = {image: output / f"{image.stem}.png" for image in images}
+    by_target = defaultdict(list)
+    for image, target in targets.items():
+        by_target[target].append(image)
+    clashes = [sources for sources in by_target.values() if len(sources) > 1]
+    if clashes:
+        raise UserError(
+            f"{', '.join(map(str, clashes[0]))} would write the same {output}/{clashes[0][0].stem}.png: "
+            "rename one of them or predict them into different --output folders"
+        )
+    overwrites = [image for image, target in targets.items() if image.resolve() == target.resolve()]
+    if overwrites:
+        raise UserError(
+            f"the prediction for {overwrites[0]} would overwrite it: choose another --output folder"
+        )
+    return targets
+
+
+def load_model(checkpoint_path: Path, device: torch.device) -> UNet:
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = UNet(**checkpoint["model_config"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise UserError(
+            f"{checkpoint_path} does not fit the U-Net it describes: {str(error).splitlines()[0]}"
+        ) from None
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def predict(model: UNet, images: list[np.ndarray], device: torch.device, amp_dtype) -> list[np.ndarray]:
+    """Same-size RGB uint8 arrays HxWx3 -> class-index arrays HxW (uint8)."""
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    x, _ = to_device(batch, torch.zeros(batch.shape[0], 1, 1, dtype=torch.uint8), device)
+    with autocast(device, amp_dtype):
+        logits = model(x)
+    return list(logits.argmax(1).to(torch.uint8).cpu().numpy())
+
+
+def write_outputs(image: np.ndarray, classes: np.ndarray, target: Path, overlay: bool) -> None:
+    mask = Image.fromarray(classes, mode="L").convert("P")
+    mask.putpalette(VOC_PALETTE.tobytes())
+    save_image_atomically(mask, target)
+    if overlay:
+        blend = (0.5 * image + 0.5 * colorize(classes)).astype(np.uint8)
+        save_image_atomically(Image.fromarray(blend), target.with_name(f"{target.stem}_overlay.png"))
+
+
+def run(args: argparse.Namespace) -> int:
+    device = select_device(args.device, 0)
+    amp_dtype = select_amp(args.amp, device)
+    model = load_model(Path(args.checkpoint), device)
+    images = find_images(Path(args.input))
+    output = Path(args.output)
+    targets = output_paths(images, output)
+    output.mkdir(parents=True, exist_ok=True)
+
+    failed = []
+    sizes = {}
+    for path in images:  # headers only: group equal sizes into batches without decoding everything first
+        try:
+            with Image.open(path) as opened:
+                sizes[path] = opened.size
+        except OSError as error:
+            failed.append((path, str(error)))
+    ordered = sorted(sizes, key=lambda p: (sizes[p], str(p)))
+    batches = [
+        group[i : i + args.batch_size]
+        for group in (list(g) for _, g in groupby(ordered, key=sizes.get))
+        for i in range(0, len(group), args.batch_size)
+    ]
+    with tqdm(total=len(images), desc="predict", unit="img", disable=len(images) == 1) as bar:
+        bar.update(len(failed))
+        for batch in batches:
+            decoded = []
+            for path in batch:
+                try:
+                    with Image.open(path) as opened:
+                        decoded.append((path, np.asarray(opened.convert("RGB"))))
+                except OSError as error:  # a header that reads but pixels that do not (truncated file)
+                    failed.append((path, str(error)))
+                    bar.update(1)
+            if decoded:
+                classes = predict(model, [pixels for _, pixels in decoded], device, amp_dtype)
+                for (path, pixels), path_classes in zip(decoded, classes, strict=True):
+                    write_outputs(pixels, path_classes, targets[path], args.overlay)
+                bar.update(len(decoded))
+
+    written = len(images) - len(failed)
+    print(f"wrote {written} prediction(s) to {output}/" + (" with overlays" if args.overlay else ""))
+    for path, reason in failed:
+        print(f"error: cannot read {path}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", required=True, help="a best.pth or last.pth written by main.py")
+    parser.add_argument("--input", required=True, help="an image, or a folder of images")
+    parser.add_argument(
+        "--output", default="predictions", help="folder for the results (default: predictions)"
+    )
+    parser.add_argument(
+        "--overlay", action="store_true", help="also write <name>_overlay.png, image and colours"
+    )
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present"
+    )
+    parser.add_argument(
+        "--amp", choices=("auto", "off", "bf16", "fp16"), default="auto", help="mixed precision"
+    )
+    parser.add_argument("--batch_size", type=int, default=8, help="images of equal size segmented together")
+    args = parser.parse_args()
+    try:
+        return run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
