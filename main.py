@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from dataset import VOCSegmentation, make_loader, set_epoch, to_device
 from metrics import ConfusionMatrix
-from model import UNet
+from model import UNet, fused_for_inference
 from utils import (
     CLASS_NAMES,
     IGNORE_INDEX,
@@ -90,7 +90,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--num_workers",
         type=int,
         default=-1,
-        help="data loader processes per process (0 = main process; -1 = 8 on a GPU, 1 on a CPU)",
+        help="data loader processes per process (0 = main process; -1 = 8 on a GPU, 0 on a CPU)",
     )
     # Model
     parser.add_argument("--base_channels", type=int, default=64, help="U-Net width (64 = the paper's)")
@@ -278,7 +278,7 @@ def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
 @torch.no_grad()
 def evaluate(model, loader, device, args) -> dict:
     """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss."""
-    model.eval()
+    model = fused_for_inference(model)
     confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = torch.zeros((), device=device, dtype=torch.float64)
@@ -302,24 +302,37 @@ def evaluate(model, loader, device, args) -> dict:
 
 
 @torch.no_grad()
-def prediction_panel(model, dataset: VOCSegmentation, device, args, count: int = 4) -> np.ndarray:
-    """Image | ground truth | prediction, in VOC colours, for the first `count` val images: HxWx3 uint8."""
-    model.eval()
+def prediction_rows(
+    model, dataset: VOCSegmentation, device, amp_dtype, channels_last: bool, count: int
+) -> list:
+    """(image, ground truth, prediction) as HxWx3 uint8 arrays in VOC colours, for the first `count`
+    validation images, each cropped from its canvas to the image's own size."""
+    model = fused_for_inference(model)
     rows = []
     for i in range(min(count, len(dataset))):
         image, mask = dataset[i]
         with Image.open(dataset.images[i]) as original:
-            width, height = original.size  # the part of the canvas that holds the image
-        x, _ = to_device(image[None], mask[None], device, args.channels_last_on)
-        with autocast(device, args.amp_dtype):
+            width, height = original.size
+        x, _ = to_device(image[None], mask[None], device, channels_last)
+        with autocast(device, amp_dtype):
             pred = model(x).argmax(1)[0].cpu().numpy()
         picture = image.permute(1, 2, 0).numpy()
-        row = [
-            picture[:height, :width],
-            colorize(mask.numpy()[:height, :width]),
-            colorize(pred[:height, :width]),
-        ]
-        rows.append(np.concatenate(row, axis=1))
+        rows.append(
+            (
+                picture[:height, :width],
+                colorize(mask.numpy()[:height, :width]),
+                colorize(pred[:height, :width]),
+            )
+        )
+    return rows
+
+
+def prediction_panel(model, dataset: VOCSegmentation, device, args, count: int = 4) -> np.ndarray:
+    """The rows of prediction_rows side by side and one under another: HxWx3 uint8 for TensorBoard."""
+    rows = [
+        np.concatenate(row, axis=1)
+        for row in prediction_rows(model, dataset, device, args.amp_dtype, args.channels_last_on, count)
+    ]
     widest = max(r.shape[1] for r in rows)
     return np.concatenate([np.pad(r, ((0, 4), (0, widest - r.shape[1]), (0, 0))) for r in rows])
 
@@ -367,7 +380,8 @@ def main(args: argparse.Namespace) -> None:
         args.channels_last == "auto" and args.amp_dtype is not None
     )
     if args.num_workers < 0:
-        args.num_workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 1
+        # On a CPU the workers would take cores from the compute threads: load in the main process.
+        args.num_workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,9 +20,15 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dataset import VOCSegmentation  # noqa: E402
-from tools.demo_data import draw_sample, save_sbd_mat  # noqa: E402
+from dataset import VOCSegmentation, make_loader, set_epoch, to_device  # noqa: E402
+from metrics import ConfusionMatrix  # noqa: E402
+from model import UNet  # noqa: E402
+from tools.demo_data import draw_sample, make_demo_data, save_sbd_mat  # noqa: E402
 from tools.voc import prepare  # noqa: E402
+from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, select_device  # noqa: E402
+
+BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -142,7 +149,7 @@ def reference_sample(image_path: Path, mask_path: Path, rng: np.random.Generator
     image, mask = TF.crop(image, top, left, crop, crop), TF.crop(mask, top, left, crop, crop)
     if rng.random() < 0.5:
         image, mask = TF.hflip(image), TF.hflip(mask)
-    image = TF.normalize(TF.to_tensor(image), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    image = TF.normalize(TF.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)
     return image, torch.as_tensor(np.array(mask), dtype=torch.int64)
 
 
@@ -185,6 +192,316 @@ def timed_seconds(run) -> float:
     return time.perf_counter() - start
 
 
+def peak_tflops(device: torch.device, override: float) -> float | None:
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
+
+
+def step_flops(model, images, masks, optimizer, scaler, amp_dtype) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from main import train_step
+
+    with FlopCounterMode(display=False) as counter:
+        train_step(model, images, masks, optimizer, scaler, amp_dtype)
+    return float(counter.get_total_flops())
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_model_step(device, precision: str, memory_format: str, compiled: str, args) -> dict:
+    """Training images/s of main.py's train_step on synthetic normalised images, after warm-up."""
+    from main import train_step
+
+    torch.manual_seed(0)
+    amp_dtype = PRECISIONS[precision]
+    channels_last = memory_format == "channels_last"
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = UNet(base_channels=args.base_channels).to(device, memory_format=fmt).train()
+    fused = {"fused": True} if device.type == "cuda" else {}
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **fused)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    images = torch.randn(args.batch_size, 3, args.crop_size, args.crop_size, device=device).contiguous(
+        memory_format=fmt
+    )
+    masks = torch.randint(0, 21, (args.batch_size, args.crop_size, args.crop_size), device=device)
+    flops = step_flops(model, images, masks, optimizer, scaler, amp_dtype)
+    step_model = torch.compile(model) if compiled == "on" else model
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        train_step(step_model, images, masks, optimizer, scaler, amp_dtype)
+    sync(device)
+    warmup_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        train_step(step_model, images, masks, optimizer, scaler, amp_dtype)
+    sync(device)
+    seconds = (time.perf_counter() - start) / args.steps
+    peak = peak_tflops(device, args.peak_tflops)
+    return {
+        "setting": f"{precision} {memory_format} compile={compiled}",
+        "images/s": round(args.batch_size / seconds, 1),
+        "ms/step": round(seconds * 1000, 1),
+        "warm-up s": round(warmup_seconds, 1),
+        "GFLOP/img": round(flops / args.batch_size / 1e9, 1),
+        "peak GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        if device.type == "cuda"
+        else "-",
+        "MFU %": round(100 * flops / seconds / (peak * 1e12), 1) if peak else "-",
+    }
+
+
+@torch.no_grad()
+def time_validation(device, precision: str, memory_format: str, args) -> dict:
+    """Validation images/s: folded-BatchNorm model on val_size canvases, argmax and confusion matrix."""
+    from model import fused_for_inference
+    from utils import autocast
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    model = fused_for_inference(UNet(base_channels=args.base_channels).to(device, memory_format=fmt))
+    images = torch.randn(args.batch_size, 3, args.val_size, args.val_size, device=device).contiguous(
+        memory_format=fmt
+    )
+    masks = torch.randint(0, 21, (args.batch_size, args.val_size, args.val_size), device=device)
+    confusion = ConfusionMatrix()
+
+    def step() -> None:
+        with autocast(device, PRECISIONS[precision]):
+            confusion.update(model(images).argmax(1), masks)
+
+    for _ in range(args.warmup):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync(device)
+    seconds = (time.perf_counter() - start) / args.steps
+    return {"setting": f"{precision} {memory_format}", "val images/s": round(args.batch_size / seconds, 1)}
+
+
+def bench_model(args: argparse.Namespace) -> dict:
+    device = select_device(args.device, 0)
+    rows = [
+        time_model_step(device, precision, memory_format, compiled, args)
+        for precision in args.precision.split(",")
+        for memory_format in args.memory_format.split(",")
+        for compiled in args.compile.split(",")
+    ]
+    base = rows[0]["images/s"]
+    for row in rows:
+        row["vs first"] = round(row["images/s"] / base, 2)
+    val_rows = [
+        time_validation(device, precision, memory_format, args)
+        for precision in args.precision.split(",")
+        for memory_format in args.memory_format.split(",")
+    ]
+    print(
+        f"model step: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"torch {torch.__version__}, batch {args.batch_size}, crop {args.crop_size}, "
+        f"base_channels {args.base_channels}"
+    )
+    print_table(rows)
+    print(f"\nvalidation on {args.val_size}x{args.val_size} canvases, batch {args.batch_size}:")
+    print_table(val_rows)
+    return {
+        "benchmark": "model",
+        "device": str(device),
+        "torch": torch.__version__,
+        "rows": rows,
+        "validation": val_rows,
+        "val_size": args.val_size,
+        "batch_size": args.batch_size,
+        "crop_size": args.crop_size,
+        "base_channels": args.base_channels,
+    }
+
+
+def bench_train(args: argparse.Namespace) -> dict:
+    """Data pipeline alone, end to end, and the model step alone, at one setting."""
+    from main import train_step
+
+    device = select_device(args.device, 0)
+    amp_dtype = PRECISIONS[args.precision.split(",")[0]]
+    channels_last = args.memory_format.split(",")[0] == "channels_last"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = fake_voc_tree(Path(tmp), args.images)
+        dataset = VOCSegmentation(root, "trainaug", train=True, crop_size=args.crop_size)
+        loader = make_loader(dataset, args.batch_size, args.num_workers)
+        rows = []
+
+        def timed_pass(name: str, work) -> None:
+            set_epoch(loader, 0)
+            for _ in work(iter(loader), args.warmup):  # start the workers, warm the caches
+                pass
+            sync(device)
+            start = time.perf_counter()
+            count = sum(work(iter(loader), args.steps))
+            sync(device)
+            rows.append({"what": name, "images/s": round(count / (time.perf_counter() - start), 1)})
+
+        def data_only(batches, steps):
+            for _, (images, _masks) in zip(range(steps), batches, strict=False):
+                yield len(images)
+
+        torch.manual_seed(0)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        model = UNet(base_channels=args.base_channels).to(device, memory_format=fmt).train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+        def end_to_end(batches, steps):
+            for _, (images, masks) in zip(range(steps), batches, strict=False):
+                images, masks = to_device(images, masks, device, channels_last)
+                train_step(model, images, masks, optimizer, scaler, amp_dtype)
+                yield len(images)
+
+        timed_pass(f"data pipeline alone ({args.num_workers} workers)", data_only)
+        timed_pass("end to end (loader + step)", end_to_end)
+    model_row = time_model_step(
+        device, args.precision.split(",")[0], args.memory_format.split(",")[0], "off", args
+    )
+    rows.append({"what": "model step alone (synthetic)", "images/s": model_row["images/s"]})
+    for row in rows:
+        row["vs model alone"] = round(row["images/s"] / model_row["images/s"], 2)
+    print(
+        f"{device}, batch {args.batch_size}, crop {args.crop_size}, base_channels {args.base_channels}, "
+        f"{args.precision.split(',')[0]} {args.memory_format.split(',')[0]}, "
+        f"{args.images} generated 500x375 images"
+    )
+    print_table(rows)
+    return {"benchmark": "train", "device": str(device), "rows": rows}
+
+
+def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
+    """The plain loop: fp32, NCHW, PIL augmentation in the main process, one batch at a time; the same
+    model, optimiser, data, crop, batch and epochs as main.py. Returns the final val mean IoU."""
+    torch.manual_seed(0)
+    model = UNet(base_channels=args.base_channels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    train = VOCSegmentation(data_dir, "trainaug", train=True, crop_size=args.crop_size)
+    val = VOCSegmentation(data_dir, "val", train=False, val_size=args.val_size)
+    rng = np.random.default_rng(0)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    for _ in range(args.epochs):
+        model.train()
+        order = rng.permutation(len(train))
+        for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
+            samples = [
+                reference_sample(train.images[i], train.masks[i], rng, args.crop_size, (0.75, 1.5))
+                for i in order[start : start + args.batch_size]
+            ]
+            images, masks = (torch.stack(t) for t in zip(*samples, strict=True))
+            loss = torch.nn.functional.cross_entropy(model(images), masks, ignore_index=IGNORE_INDEX)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        confusion = ConfusionMatrix()
+        with torch.no_grad():
+            for start in range(0, len(val), args.batch_size):
+                items = [val[i] for i in range(start, min(start + args.batch_size, len(val)))]
+                images = (torch.stack([i for i, _ in items]).float() / 255 - mean) / std
+                masks = torch.stack([m for _, m in items]).long()
+                confusion.update(model(images).argmax(1), masks)
+    return confusion.compute()["mean_iou"]
+
+
+def bench_cpu(args: argparse.Namespace) -> dict:
+    """Whole runs, each in a fresh process and timed from its start (imports included): main.py with its
+    default CPU settings, main.py with parts of them turned off, and the plain loop."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_demo_data(Path(tmp) / "data")
+        prepare(data, progress=False)
+        shape = [
+            "--epochs",
+            str(args.epochs),
+            "--batch_size",
+            str(args.batch_size),
+            "--crop_size",
+            str(args.crop_size),
+            "--base_channels",
+            str(args.base_channels),
+            "--val_size",
+            str(args.val_size),
+            "--lr",
+            str(args.lr),
+            "--data_dir",
+            str(data),
+        ]
+        common = [
+            *shape,
+            "--save_dir",
+            f"{tmp}/exp",
+            "--tensorboard_dir",
+            f"{tmp}/tb",
+            "--device",
+            "cpu",
+            "--optimizer",
+            "adamw",
+            "--scale",
+            "0.75",
+            "1.5",
+            "--warmup_epochs",
+            "0",
+        ]
+        variants = [
+            ("main.py, default CPU settings (bf16, channels last, no workers)", ["main.py", *common]),
+            ("main.py --num_workers 1", ["main.py", *common, "--num_workers", "1"]),
+            (
+                "main.py --amp off --channels_last off (fp32 NCHW)",
+                ["main.py", *common, "--amp", "off", "--channels_last", "off"],
+            ),
+            (
+                "plain loop: fp32 NCHW, PIL augmentation in the main process",
+                ["tools/benchmark.py", "plain", *shape],
+            ),
+        ]
+        # An untimed first run: the first process to start pays for cold caches, whichever it is.
+        warm = ["main.py", *common, "--epochs", "1", "--name", "warm-up"]
+        subprocess.run([sys.executable, *warm], cwd=root, capture_output=True, check=True)
+        rows = []
+        for k, (name, command) in enumerate(variants):
+            if command[0] == "main.py":
+                command = [*command, "--name", f"run{k}"]
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, *command], cwd=root, capture_output=True, text=True)
+            seconds = time.perf_counter() - start
+            if done.returncode:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+            if command[0] == "main.py":
+                lines = (Path(tmp) / "exp" / f"run{k}" / "metrics.jsonl").read_text().splitlines()
+                miou = json.loads(lines[-1])["mean_iou"]
+            else:
+                miou = json.loads(done.stdout.strip().splitlines()[-1])["mean_iou"]
+            rows.append({"run": name, "seconds": round(seconds, 1), "final val mean IoU": round(miou, 3)})
+    for row in rows:
+        row["speed-up vs plain"] = round(rows[-1]["seconds"] / row["seconds"], 2)
+    print(
+        f"{args.epochs} epochs of 160 train + 48 val demo images, batch {args.batch_size}, "
+        f"crop {args.crop_size}, base_channels {args.base_channels}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}"
+    )
+    print_table(rows)
+    return {"benchmark": "cpu", "epochs": args.epochs, "rows": rows}
+
+
+def bench_plain(args: argparse.Namespace) -> dict:
+    return {"mean_iou": plain_run(Path(args.data_dir), args)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -196,8 +513,54 @@ def main() -> None:
     data.add_argument("--images", type=int, default=200, help="number of generated 500x375 images")
     data.add_argument("--crop_size", type=int, default=320)
     data.add_argument("--repeats", type=int, default=3, help="best of this many passes")
+    for name, help_text in (("model", "model step alone"), ("train", "data pipeline, end to end, model")):
+        mode = sub.add_parser(name, help=help_text)
+        mode.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        mode.add_argument("--batch_size", type=int, default=16)
+        mode.add_argument("--crop_size", type=int, default=256)
+        mode.add_argument("--base_channels", type=int, default=64)
+        mode.add_argument("--precision", default="bf16", help="comma-separated: fp32, bf16, fp16")
+        mode.add_argument(
+            "--memory_format", default="channels_last", help="comma-separated: nchw, channels_last"
+        )
+        mode.add_argument("--compile", default="off", help="comma-separated: off, on")
+        mode.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+        mode.add_argument("--steps", type=int, default=20, help="timed steps")
+        mode.add_argument(
+            "--peak_tflops", type=float, default=0, help="bf16 peak of the GPU, if not in the table"
+        )
+        mode.add_argument("--val_size", type=int, default=512, help="validation canvas side")
+        if name == "train":
+            mode.add_argument("--num_workers", type=int, default=8)
+            mode.add_argument("--images", type=int, default=400, help="generated 500x375 images")
+    cpu = sub.add_parser("cpu", help="main.py on a CPU against a plain fp32 NCHW loop")
+    cpu.add_argument("--epochs", type=int, default=3)
+    cpu.add_argument("--batch_size", type=int, default=8)
+    cpu.add_argument("--crop_size", type=int, default=96)
+    cpu.add_argument("--base_channels", type=int, default=16)
+    cpu.add_argument("--val_size", type=int, default=192)
+    cpu.add_argument("--lr", type=float, default=3e-3)
+    plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
+    for flag, kind, default in (
+        ("--epochs", int, 3),
+        ("--batch_size", int, 8),
+        ("--crop_size", int, 96),
+        ("--base_channels", int, 16),
+        ("--val_size", int, 192),
+        ("--lr", float, 3e-3),
+    ):
+        plain.add_argument(flag, type=kind, default=default)
+    plain.add_argument("--data_dir", required=True)
     args = parser.parse_args()
-    result = {"voc": bench_voc, "data": bench_data}[args.command](args)
+    modes = {
+        "voc": bench_voc,
+        "data": bench_data,
+        "model": bench_model,
+        "train": bench_train,
+        "cpu": bench_cpu,
+        "plain": bench_plain,
+    }
+    result = modes[args.command](args)
     print(json.dumps(result))
 
 

@@ -21,12 +21,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
-from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dataset import VOCSegmentation, to_device  # noqa: E402
+from dataset import VOCSegmentation  # noqa: E402
 from model import UNet  # noqa: E402
-from utils import autocast, colorize, load_checkpoint, select_amp, select_device  # noqa: E402
+from utils import load_checkpoint, select_amp, select_device  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BLOCKS = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4", "outc")
@@ -141,27 +140,21 @@ def draw_curves(scalars: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-@torch.no_grad()
 def draw_predictions(checkpoint_path: Path, data_dir: str, val_size: int, path: Path, count: int = 6) -> None:
+    from main import prediction_rows
+
     checkpoint = load_checkpoint(checkpoint_path)
     device = select_device("auto", 0)
-    model = UNet(**checkpoint["model_config"]).to(device).eval()
+    model = UNet(**checkpoint["model_config"]).to(device)
     model.load_state_dict(checkpoint["model"])
-
     val = VOCSegmentation(data_dir, "val", train=False, val_size=val_size)
-    fig, axes = plt.subplots(count, 3, figsize=(7.5, 2.3 * count))
-    for row, i in enumerate(range(min(count, len(val)))):
-        image, mask = val[i]
-        with Image.open(val.images[i]) as original:
-            width, height = original.size  # the part of the canvas that holds the image
-        x, _ = to_device(image[None], mask[None], device)
-        with autocast(device, select_amp("auto", device)):
-            pred = model(x).argmax(1)[0].cpu().numpy()
-        panels = (image.permute(1, 2, 0).numpy(), colorize(mask.numpy()), colorize(pred))
-        for ax, panel, title in zip(axes[row], panels, ("image", "ground truth", "prediction"), strict=True):
-            ax.imshow(panel[:height, :width])
+    rows = prediction_rows(model, val, device, select_amp("auto", device), False, count)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
+    for k, row in enumerate(rows):
+        for ax, panel, title in zip(axes[k], row, ("image", "ground truth", "prediction"), strict=True):
+            ax.imshow(panel)
             ax.axis("off")
-            if row == 0:
+            if k == 0:
                 ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import to_device  # noqa: E402
-from model import UNet  # noqa: E402
+from model import UNet, fused_for_inference  # noqa: E402
 from utils import (  # noqa: E402
     VOC_PALETTE,
     UserError,
@@ -79,7 +79,7 @@ def load_model(checkpoint_path: Path, device: torch.device) -> UNet:
         raise UserError(
             f"{checkpoint_path} does not fit the U-Net it describes: {str(error).splitlines()[0]}"
         ) from None
-    return model.to(device).eval()
+    return fused_for_inference(model.to(device))
 
 
 @torch.no_grad()
