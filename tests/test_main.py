@@ -33,21 +33,23 @@ SMALL = [
 ]
 
 
+def main_command(data, tmp_path, *extra, name="run"):
+    """main.py's arguments for a SMALL run named `name` that writes under tmp_path."""
+    output = ["--save_dir", str(tmp_path / "exp"), "--tensorboard_dir", str(tmp_path / "tb")]
+    return ["main.py", "--data_dir", str(data), *output, "--name", name, *SMALL, *extra]
+
+
 def train(data, tmp_path, *extra, name="run"):
-    args = [
-        "main.py",
-        "--data_dir",
-        str(data),
-        "--save_dir",
-        str(tmp_path / "exp"),
-        "--tensorboard_dir",
-        str(tmp_path / "tb"),
-        "--name",
-        name,
-        *SMALL,
-        *extra,
-    ]
-    return run_script(*args)
+    return run_script(*main_command(data, tmp_path, *extra, name=name))
+
+
+def start_until_first_checkpoint(command, last, **popen_options):
+    """Start main.py in the background; return once it has written `last` (or has ended)."""
+    process = subprocess.Popen([sys.executable, *command], cwd=ROOT, **popen_options)
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    return process
 
 
 def last_json(stdout):
@@ -151,26 +153,11 @@ def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, tmp_
     whole = train(data, tmp_path, *slower, name="whole")
     assert whole.returncode == 0, whole.stderr
 
-    args = [
-        "main.py",
-        "--data_dir",
-        str(data),
-        "--save_dir",
-        str(tmp_path / "exp"),
-        "--tensorboard_dir",
-        str(tmp_path / "tb"),
-        "--name",
-        "killed",
-        *SMALL,
-        *slower,
-    ]
-    process = subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     last = tmp_path / "exp/killed/last.pth"
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    command = main_command(data, tmp_path, *slower, name="killed")
+    process = start_until_first_checkpoint(
+        command, last, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(0.2)  # into epoch 2
     assert process.poll() is None, "the run ended before it could be killed in epoch 2"
     process.send_signal(signal.SIGKILL)
@@ -350,27 +337,11 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
 
 def test_ctrl_c_stops_cleanly_and_keeps_last_pth_whole(tmp_path, tmp_path_factory):
     data = prepared_demo(tmp_path_factory)
-    args = [
-        "main.py",
-        "--data_dir",
-        str(data),
-        "--save_dir",
-        str(tmp_path / "exp"),
-        "--tensorboard_dir",
-        str(tmp_path / "tb"),
-        "--name",
-        "int",
-        *SMALL,
-        "--epochs",
-        "50",
-    ]
-    process = subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
     last = tmp_path / "exp/int/last.pth"
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline:
-        time.sleep(0.05)
+    command = main_command(data, tmp_path, "--epochs", "50", name="int")
+    process = start_until_first_checkpoint(
+        command, last, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
