@@ -282,16 +282,20 @@ def evaluate(model, loader, device, args) -> dict:
     confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = torch.zeros((), device=device, dtype=torch.float64)
+    total = len(loader.dataset)  # every rank's share together: the bar counts for all processes
     with tqdm(
-        loader, desc="val", unit="batch", disable=args.rank != 0, dynamic_ncols=True, leave=False
+        total=total, desc="val", unit="img", disable=args.rank != 0, dynamic_ncols=True, leave=False
     ) as bar:
-        for images, masks in bar:
+        for i, (images, masks) in enumerate(loader):
             images, masks = to_device(images, masks, device, args.channels_last_on)
             with autocast(device, args.amp_dtype):
                 logits = model(images)
             loss_sum += F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX, reduction="sum")
             pixels += (masks != IGNORE_INDEX).sum()
             confusion.update(logits.argmax(1), masks)
+            bar.update(len(images) * args.world_size)
+            if (i + 1) % args.print_freq == 0:
+                bar.set_postfix(loss=f"{(loss_sum / pixels.clamp(min=1)).item():.4f}")
     confusion.all_reduce()
     if dist.is_initialized():
         dist.all_reduce(loss_sum)
