@@ -375,7 +375,8 @@ def keep_metrics_until(path: Path, epoch: int) -> None:
         os.replace(tmp, path)
 
 
-def main(args: argparse.Namespace) -> None:
+def setup(args: argparse.Namespace) -> tuple[torch.device, int]:
+    """Processes, device, seeds and precision; fills in args.rank, world_size, amp_dtype, channels_last_on."""
     args.rank, local_rank, args.world_size = init_distributed()
     device = select_device(args.device, local_rank)
     seed_everything(args.seed, args.deterministic)
@@ -389,32 +390,56 @@ def main(args: argparse.Namespace) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if args.sync_bn and device.type != "cuda":
+        raise UserError("--sync_bn needs GPUs (PyTorch's SyncBatchNorm is CUDA-only): drop it on a CPU")
+    return device, local_rank
+
+
+def load_model(args: argparse.Namespace, device: torch.device) -> tuple[UNet, dict, dict | None]:
+    """The U-Net on `device`, from the --resume checkpoint when there is one; returns it, its
+    config and the checkpoint (None for a new run)."""
     run_dir = Path(args.save_dir) / args.name
-
-    if args.demo and args.rank == 0:
-        prepare_demo_data(Path(args.data_dir))
-    if dist.is_initialized():
-        dist.barrier()
-
     checkpoint = None
     resume = run_dir / "last.pth" if args.resume == "auto" else Path(args.resume) if args.resume else None
     if resume is not None and (args.resume != "auto" or resume.is_file()):
         checkpoint = load_checkpoint(resume)
     elif resume is not None and args.rank == 0:
         print(f"--resume auto: no {resume} yet, starting a new run")
-    model_config = (
-        checkpoint["model_config"]
-        if checkpoint
-        else {"in_channels": 3, "num_classes": NUM_CLASSES, "base_channels": args.base_channels}
-    )
-    model = UNet(**model_config)
+    config = {"in_channels": 3, "num_classes": NUM_CLASSES, "base_channels": args.base_channels}
+    if checkpoint:
+        config = checkpoint["model_config"]
+    model = UNet(**config)
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
-    if args.sync_bn and device.type != "cuda":
-        raise UserError("--sync_bn needs GPUs (PyTorch's SyncBatchNorm is CUDA-only): drop it on a CPU")
     if args.sync_bn and dist.is_initialized():
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device, memory_format=torch.channels_last if args.channels_last_on else torch.contiguous_format)
+    return model, config, checkpoint
+
+
+def log_validation_epoch(writer, run_dir: Path, model, val_set, device, args, epoch: int, step: int, metrics):
+    """TensorBoard scalars and prediction panel, and one metrics.jsonl line; returns the console text."""
+    log_validation(writer, metrics, step)
+    writer.add_image(
+        "val/predictions", prediction_panel(model, val_set, device, args), step, dataformats="HWC"
+    )
+    line = {"epoch": epoch + 1, "step": step, "loss": metrics["loss"], **summary(metrics)}
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+    return (
+        f"  val loss {metrics['loss']:.4f}  mean IoU {metrics['mean_iou']:.4f}  "
+        f"pixel acc {metrics['pixel_accuracy']:.4f}"
+    )
+
+
+def main(args: argparse.Namespace) -> None:
+    device, local_rank = setup(args)
+    run_dir = Path(args.save_dir) / args.name
+    if args.demo and args.rank == 0:
+        prepare_demo_data(Path(args.data_dir))
+    if dist.is_initialized():
+        dist.barrier()
+    model, model_config, checkpoint = load_model(args, device)
 
     train_set, val_set = get_datasets(args)
     val_loader = make_loader(val_set, args.batch_size, args.num_workers)
@@ -440,11 +465,11 @@ def main(args: argparse.Namespace) -> None:
         scaler.load_state_dict(checkpoint["scaler"])
         start_epoch, step, best_miou = checkpoint["epoch"], checkpoint["step"], checkpoint["best_miou"]
 
-    train_model = (
-        DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
-        if dist.is_initialized()
-        else model
-    )
+    train_model = model
+    if dist.is_initialized():
+        train_model = DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None
+        )
     if args.compile:
         train_model = torch.compile(train_model)
 
@@ -469,12 +494,17 @@ def main(args: argparse.Namespace) -> None:
         step = train_one_epoch(
             train_model, optimizer, scheduler, scaler, train_loader, device, epoch, step, args, writer
         )
-        if (epoch + 1) % args.val_every and epoch + 1 != args.epochs:
-            metrics = None
-        else:
-            metrics = evaluate(model, val_loader, device, args)
+        validate = (epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs
+        metrics = evaluate(model, val_loader, device, args) if validate else None
         if args.rank != 0:
             continue
+        line = f"epoch {epoch + 1}/{args.epochs}  {time.perf_counter() - start:.0f}s"
+        if metrics is not None:
+            line += log_validation_epoch(writer, run_dir, model, val_set, device, args, epoch, step, metrics)
+        is_best = metrics is not None and metrics["mean_iou"] > best_miou
+        if is_best:
+            best_miou = metrics["mean_iou"]
+            line += "  (best)"
         state = {
             "model": model_state(model),
             "model_config": model_config,
@@ -486,27 +516,8 @@ def main(args: argparse.Namespace) -> None:
             "best_miou": best_miou,
             "args": plain_args(args),
         }
-        line = f"epoch {epoch + 1}/{args.epochs}  {time.perf_counter() - start:.0f}s"
-        if metrics is not None:
-            log_validation(writer, metrics, step)
-            writer.add_image(
-                "val/predictions", prediction_panel(model, val_set, device, args), step, dataformats="HWC"
-            )
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(
-                    json.dumps(
-                        {"epoch": epoch + 1, "step": step, "loss": metrics["loss"], **summary(metrics)}
-                    )
-                    + "\n"
-                )
-            line += (
-                f"  val loss {metrics['loss']:.4f}  mean IoU {metrics['mean_iou']:.4f}  "
-                f"pixel acc {metrics['pixel_accuracy']:.4f}"
-            )
-            if metrics["mean_iou"] > best_miou:
-                best_miou = state["best_miou"] = metrics["mean_iou"]
-                save_atomically(state, run_dir / "best.pth")
-                line += "  (best)"
+        if is_best:
+            save_atomically(state, run_dir / "best.pth")
         save_atomically(state, run_dir / "last.pth")
         writer.flush()
         tqdm.write(line)
