@@ -6,6 +6,7 @@ into normalised floats on the device, so no worker ever does float work.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -229,14 +230,21 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     loader.dataset.set_epoch(epoch)
 
 
+@functools.cache
+def mean_and_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std in uint8 units, 1x3x1x1 on `device`; made once, not copied every step."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+    return mean, std
+
+
 def to_device(
     images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images Nx3xHxW and masks NxHxW -> normalised float32 images and int64 masks on `device`."""
     images = images.to(device, non_blocking=True)
     masks = masks.to(device, non_blocking=True).long()
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+    mean, std = mean_and_std(torch.device(device))
     images = (images.float() - mean) / std
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
