@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from tools.demo_data import make_demo_data
+from tools.voc import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 _cache: dict[tuple, Path] = {}
@@ -30,9 +34,6 @@ def run_script(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess
 
 def prepared_tree(root: Path, samples: dict, splits: dict) -> Path:
     """A prepared tree (what tools/voc.py leaves) from arrays: samples maps id -> (RGB HxWx3, mask HxW)."""
-    import numpy as np
-    from PIL import Image
-
     voc = root / "VOCdevkit" / "VOC2012"
     for folder in ("JPEGImages", "SegmentationClassAug", "ImageSets/Segmentation"):
         (voc / folder).mkdir(parents=True, exist_ok=True)
@@ -52,8 +53,6 @@ def prepared_demo(tmp_path_factory, train: int = 24, val: int = 8, seed: int = 0
     """A demo tree already run through tools/voc.py, generated once per session (treat as read-only)."""
     key = ("prepared", train, val, seed)
     if key not in _cache:
-        from tools.voc import prepare
-
         root = copy_tree(
             demo_raw(tmp_path_factory, train, val, seed), tmp_path_factory.mktemp("prepared") / "data"
         )
