@@ -15,7 +15,7 @@ import torch.distributed as dist
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES, UserError
+from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES, UserError, invalid_labels
 
 
 def voc_root(data_dir: Path | str) -> Path:
@@ -106,13 +106,12 @@ class VOCSegmentation(Dataset):
                 f"mask {mask_path} has shape {mask.shape} but image {image_path} is "
                 f"{image.height}x{image.width}: re-run `python tools/voc.py --force`"
             )
-        if mask.max() >= self.num_classes:  # cheap test first; VOC masks hold 255 and need the full one
-            bad = np.setdiff1d(np.unique(mask), [*range(self.num_classes), IGNORE_INDEX])
-            if bad.size:
-                raise UserError(
-                    f"mask {mask_path} holds values {bad.tolist()} outside 0-{self.num_classes - 1} and "
-                    f"{IGNORE_INDEX}: re-run `python tools/voc.py --force`"
-                )
+        bad = invalid_labels(mask, self.num_classes)
+        if bad:
+            raise UserError(
+                f"mask {mask_path} holds values {bad} outside 0-{self.num_classes - 1} and "
+                f"{IGNORE_INDEX}: re-run `python tools/voc.py --force`"
+            )
         return image, mask
 
     def _random_crop(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

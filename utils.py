@@ -47,6 +47,14 @@ def colorize(mask: np.ndarray) -> np.ndarray:
     return VOC_PALETTE[np.asarray(mask, dtype=np.int64) & 255]
 
 
+def invalid_labels(mask: np.ndarray, num_classes: int = NUM_CLASSES) -> list[int]:
+    """The values of `mask` that are neither a class index (0..num_classes-1) nor IGNORE_INDEX, sorted."""
+    if mask.size == 0 or (mask.min() >= 0 and mask.max() < num_classes):  # the common case: no sorting
+        return []
+    values = np.unique(mask)
+    return values[~np.isin(values, [*range(num_classes), IGNORE_INDEX])].tolist()
+
+
 def user_error_message(error: UserError) -> str:
     """The one-line message of a UserError, also when a DataLoader worker re-raised it with its traceback."""
     message = str(error).strip()

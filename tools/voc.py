@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from utils import IGNORE_INDEX, NUM_CLASSES, VOC_PALETTE, UserError, save_image_atomically  # noqa: E402
+from utils import IGNORE_INDEX, NUM_CLASSES, VOC_PALETTE, UserError, invalid_labels, save_image_atomically  # noqa: E402
 
 SBD_FOLDER_NAMES = ("VOCaug", "benchmark_RELEASE")
 FULL_SIZES = {"voc_train": 1464, "voc_val": 1449, "sbd_train": 8498, "sbd_val": 2857}
@@ -105,12 +105,9 @@ def read_sbd_mask(path: Path) -> np.ndarray:
 def check_values(mask: np.ndarray) -> np.ndarray:
     if mask.ndim != 2:
         raise BadMask(f"expected a 2-D mask, got shape {mask.shape}")
-    if mask.max() < NUM_CLASSES:  # the common case, checked without sorting or counting
-        return mask.astype(np.uint8, copy=False)
-    values = np.unique(mask)
-    bad = values[(values >= NUM_CLASSES) & (values != IGNORE_INDEX)]
-    if bad.size:
-        raise BadMask(f"values {bad.tolist()} outside 0-{NUM_CLASSES - 1} and {IGNORE_INDEX}")
+    bad = invalid_labels(mask)
+    if bad:
+        raise BadMask(f"values {bad} outside 0-{NUM_CLASSES - 1} and {IGNORE_INDEX}")
     return mask.astype(np.uint8, copy=False)
 
 
