@@ -216,18 +216,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_model_step(device, precision: str, memory_format: str, compiled: str, args) -> dict:
-    """Training images/s of main.py's train_step on synthetic normalised images, after warm-up."""
-    from main import train_step
-
+def training_setup(device, amp_dtype, channels_last: bool, args):
+    """The U-Net in training mode, its optimiser (fused on CUDA, as in main.py) and grad scaler."""
     torch.manual_seed(0)
-    amp_dtype = PRECISIONS[precision]
-    channels_last = memory_format == "channels_last"
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = UNet(base_channels=args.base_channels).to(device, memory_format=fmt).train()
     fused = {"fused": True} if device.type == "cuda" else {}
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **fused)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return model, optimizer, scaler
+
+
+def time_model_step(device, precision: str, memory_format: str, compiled: str, args) -> dict:
+    """Training images/s of main.py's train_step on synthetic normalised images, after warm-up."""
+    from main import train_step
+
+    amp_dtype = PRECISIONS[precision]
+    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    model, optimizer, scaler = training_setup(device, amp_dtype, memory_format == "channels_last", args)
     images = torch.randn(args.batch_size, 3, args.crop_size, args.crop_size, device=device).contiguous(
         memory_format=fmt
     )
@@ -354,11 +360,7 @@ def bench_train(args: argparse.Namespace) -> dict:
             for _, (images, _masks) in zip(range(steps), batches, strict=False):
                 yield len(images)
 
-        torch.manual_seed(0)
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        model = UNet(base_channels=args.base_channels).to(device, memory_format=fmt).train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        model, optimizer, scaler = training_setup(device, amp_dtype, channels_last, args)
 
         def end_to_end(batches, steps):
             for _, (images, masks) in zip(range(steps), batches, strict=False):
