@@ -25,7 +25,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import VOCSegmentation  # noqa: E402
 from model import UNet  # noqa: E402
-from utils import load_checkpoint, select_amp, select_device  # noqa: E402
+from utils import select_amp, select_device  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BLOCKS = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4", "outc")
@@ -142,11 +142,10 @@ def draw_curves(scalars: dict, path: Path, title: str) -> None:
 
 def draw_predictions(checkpoint_path: Path, data_dir: str, val_size: int, path: Path, count: int = 6) -> None:
     from main import prediction_rows
+    from tools.predict import load_model
 
-    checkpoint = load_checkpoint(checkpoint_path)
     device = select_device("auto", 0)
-    model = UNet(**checkpoint["model_config"]).to(device)
-    model.load_state_dict(checkpoint["model"])
+    model = load_model(checkpoint_path, device)
     val = VOCSegmentation(data_dir, "val", train=False, val_size=val_size)
     rows = prediction_rows(model, val, device, select_amp("auto", device), False, count)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
