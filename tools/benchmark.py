@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,11 @@ def print_table(rows: list[dict]) -> None:
     print("  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)))
     for row in rows:
         print("  ".join(str(row[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
+
+
+def rate(per_second: float) -> float:
+    """Three significant figures, so that slow CPU rates (0.337 images/s) keep their precision."""
+    return float(f"{per_second:.3g}")
 
 
 def fake_sbd_tree(root: Path, files: int, seed: int = 0) -> Path:
@@ -217,22 +223,38 @@ def sync(device: torch.device) -> None:
 
 
 def training_setup(device, amp_dtype, channels_last: bool, args):
-    """The U-Net in training mode, its optimiser (fused on CUDA, as in main.py) and grad scaler."""
+    """The U-Net in training mode, its optimiser (fused, as in main.py) and grad scaler."""
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = UNet(base_channels=args.base_channels).to(device, memory_format=fmt).train()
-    fused = {"fused": True} if device.type == "cuda" else {}
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **fused)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, fused=True)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     return model, optimizer, scaler
 
 
-def time_model_step(device, precision: str, memory_format: str, compiled: str, args) -> dict:
-    """Training images/s of main.py's train_step on synthetic normalised images, after warm-up."""
+def time_interleaved(runs: list, device: torch.device, steps: int, rounds: int) -> list[float]:
+    """Median seconds per call of each run. The runs take turns, `rounds` times over, so a slow spell
+    of the machine (on a shared VM, speed drifts by 2x over minutes) hits every setting alike."""
+    seconds = [[] for _ in runs]
+    for _ in range(rounds):
+        for times, run in zip(seconds, runs, strict=True):
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                run()
+            sync(device)
+            times.append((time.perf_counter() - start) / steps)
+    return [statistics.median(times) for times in seconds]
+
+
+def model_step_setting(device, precision: str, memory_format: str, compiled: str, args):
+    """main.py's train_step at one setting on synthetic normalised images, warmed up. Returns the
+    setting's name, its warm-up figures, its FLOPs per step and a function that runs one step."""
     from main import train_step
 
     amp_dtype = PRECISIONS[precision]
     fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    resident = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0  # earlier settings
     model, optimizer, scaler = training_setup(device, amp_dtype, memory_format == "channels_last", args)
     images = torch.randn(args.batch_size, 3, args.crop_size, args.crop_size, device=device).contiguous(
         memory_format=fmt
@@ -240,35 +262,29 @@ def time_model_step(device, precision: str, memory_format: str, compiled: str, a
     masks = torch.randint(0, 21, (args.batch_size, args.crop_size, args.crop_size), device=device)
     flops = step_flops(model, images, masks, optimizer, scaler, amp_dtype)
     step_model = torch.compile(model) if compiled == "on" else model
+
+    def step() -> None:
+        train_step(step_model, images, masks, optimizer, scaler, amp_dtype)
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for _ in range(args.warmup):
-        train_step(step_model, images, masks, optimizer, scaler, amp_dtype)
+        step()
     sync(device)
     warmup_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        train_step(step_model, images, masks, optimizer, scaler, amp_dtype)
-    sync(device)
-    seconds = (time.perf_counter() - start) / args.steps
-    peak = peak_tflops(device, args.peak_tflops)
-    return {
-        "setting": f"{precision} {memory_format} compile={compiled}",
-        "images/s": round(args.batch_size / seconds, 1),
-        "ms/step": round(seconds * 1000, 1),
+    peak = (torch.cuda.max_memory_allocated(device) - resident) / 2**30 if device.type == "cuda" else None
+    info = {
         "warm-up s": round(warmup_seconds, 1),
         "GFLOP/img": round(flops / args.batch_size / 1e9, 1),
-        "peak GiB": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        if device.type == "cuda"
-        else "-",
-        "MFU %": round(100 * flops / seconds / (peak * 1e12), 1) if peak else "-",
+        "peak GiB": round(peak, 2) if peak is not None else "-",
     }
+    return f"{precision} {memory_format} compile={compiled}", info, flops, step
 
 
-@torch.no_grad()
-def time_validation(device, precision: str, memory_format: str, args) -> dict:
-    """Validation images/s: folded-BatchNorm model on val_size canvases, argmax and confusion matrix."""
+def validation_setting(device, precision: str, memory_format: str, args):
+    """One validation batch as main.py runs it: the folded-BatchNorm model on val_size canvases in the
+    autocast precision, argmax and the confusion matrix on the device. Returns a function for it."""
     from model import fused_for_inference
     from utils import autocast
 
@@ -281,41 +297,49 @@ def time_validation(device, precision: str, memory_format: str, args) -> dict:
     masks = torch.randint(0, 21, (args.batch_size, args.val_size, args.val_size), device=device)
     confusion = ConfusionMatrix()
 
+    @torch.no_grad()
     def step() -> None:
         with autocast(device, PRECISIONS[precision]):
             confusion.update(model(images).argmax(1), masks)
 
     for _ in range(args.warmup):
         step()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    sync(device)
-    seconds = (time.perf_counter() - start) / args.steps
-    return {"setting": f"{precision} {memory_format}", "val images/s": round(args.batch_size / seconds, 1)}
+    return step
 
 
 def bench_model(args: argparse.Namespace) -> dict:
     device = select_device(args.device, 0)
-    rows = [
-        time_model_step(device, precision, memory_format, compiled, args)
+    peak = peak_tflops(device, args.peak_tflops)
+    settings = [
+        model_step_setting(device, precision, memory_format, compiled, args)
         for precision in args.precision.split(",")
         for memory_format in args.memory_format.split(",")
         for compiled in args.compile.split(",")
     ]
-    base = rows[0]["images/s"]
-    for row in rows:
-        row["vs first"] = round(row["images/s"] / base, 2)
+    seconds = time_interleaved([step for *_, step in settings], device, args.steps, args.rounds)
+    rows = [
+        {
+            "setting": name,
+            "images/s": rate(args.batch_size / s),
+            "ms/step": round(s * 1000, 1),
+            **info,
+            "MFU %": round(100 * flops / s / (peak * 1e12), 1) if peak else "-",
+            "vs first": round(seconds[0] / s, 2),
+        }
+        for (name, info, flops, _), s in zip(settings, seconds, strict=True)
+    ]
+    del settings  # free the training settings' memory before validation
+    formats = [(p, m) for p in args.precision.split(",") for m in args.memory_format.split(",")]
+    val_steps = [validation_setting(device, p, m, args) for p, m in formats]
+    val_seconds = time_interleaved(val_steps, device, args.steps, args.rounds)
     val_rows = [
-        time_validation(device, precision, memory_format, args)
-        for precision in args.precision.split(",")
-        for memory_format in args.memory_format.split(",")
+        {"setting": f"{p} {m}", "val images/s": rate(args.batch_size / s)}
+        for (p, m), s in zip(formats, val_seconds, strict=True)
     ]
     print(
         f"model step: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
         f"torch {torch.__version__}, batch {args.batch_size}, crop {args.crop_size}, "
-        f"base_channels {args.base_channels}"
+        f"base_channels {args.base_channels}; median of {args.rounds} rounds of {args.steps} steps"
     )
     print_table(rows)
     print(f"\nvalidation on {args.val_size}x{args.val_size} canvases, batch {args.batch_size}:")
@@ -354,7 +378,7 @@ def bench_train(args: argparse.Namespace) -> dict:
             start = time.perf_counter()
             count = sum(work(iter(loader), args.steps))
             sync(device)
-            rows.append({"what": name, "images/s": round(count / (time.perf_counter() - start), 1)})
+            rows.append({"what": name, "images/s": rate(count / (time.perf_counter() - start))})
 
         def data_only(batches, steps):
             for _, (images, _masks) in zip(range(steps), batches, strict=False):
@@ -370,12 +394,13 @@ def bench_train(args: argparse.Namespace) -> dict:
 
         timed_pass(f"data pipeline alone ({args.num_workers} workers)", data_only)
         timed_pass("end to end (loader + step)", end_to_end)
-    model_row = time_model_step(
+    *_, step = model_step_setting(
         device, args.precision.split(",")[0], args.memory_format.split(",")[0], "off", args
     )
-    rows.append({"what": "model step alone (synthetic)", "images/s": model_row["images/s"]})
+    [seconds] = time_interleaved([step], device, args.steps, 1)
+    rows.append({"what": "model step alone (synthetic)", "images/s": rate(args.batch_size / seconds)})
     for row in rows:
-        row["vs model alone"] = round(row["images/s"] / model_row["images/s"], 2)
+        row["vs model alone"] = round(row["images/s"] / rows[-1]["images/s"], 2)
     print(
         f"{device}, batch {args.batch_size}, crop {args.crop_size}, base_channels {args.base_channels}, "
         f"{args.precision.split(',')[0]} {args.memory_format.split(',')[0]}, "
@@ -474,27 +499,40 @@ def bench_cpu(args: argparse.Namespace) -> dict:
         # An untimed first run: the first process to start pays for cold caches, whichever it is.
         warm = ["main.py", *common, "--epochs", "1", "--name", "warm-up"]
         subprocess.run([sys.executable, *warm], cwd=root, capture_output=True, check=True)
+        seconds, stdout = [[] for _ in variants], [""] * len(variants)
+        for _ in range(args.repeats):  # the runs take turns, so a slow spell of the machine hits all
+            for k, (name, command) in enumerate(variants):
+                if command[0] == "main.py":
+                    command = [*command, "--name", f"run{k}"]
+                start = time.perf_counter()
+                done = subprocess.run([sys.executable, *command], cwd=root, capture_output=True, text=True)
+                seconds[k].append(time.perf_counter() - start)
+                if done.returncode:
+                    raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+                stdout[k] = done.stdout
         rows = []
         for k, (name, command) in enumerate(variants):
-            if command[0] == "main.py":
-                command = [*command, "--name", f"run{k}"]
-            start = time.perf_counter()
-            done = subprocess.run([sys.executable, *command], cwd=root, capture_output=True, text=True)
-            seconds = time.perf_counter() - start
-            if done.returncode:
-                raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
             if command[0] == "main.py":
                 lines = (Path(tmp) / "exp" / f"run{k}" / "metrics.jsonl").read_text().splitlines()
                 miou = json.loads(lines[-1])["mean_iou"]
             else:
-                miou = json.loads(done.stdout.strip().splitlines()[-1])["mean_iou"]
-            rows.append({"run": name, "seconds": round(seconds, 1), "final val mean IoU": round(miou, 3)})
+                miou = json.loads(stdout[k].strip().splitlines()[-1])["mean_iou"]
+            median = statistics.median(seconds[k])
+            each = " ".join(f"{x:.1f}" for x in seconds[k])
+            rows.append(
+                {
+                    "run": name,
+                    "seconds": round(median, 1),
+                    "each run": each,
+                    "final val mean IoU": round(miou, 3),
+                }
+            )
     for row in rows:
         row["speed-up vs plain"] = round(rows[-1]["seconds"] / row["seconds"], 2)
     print(
         f"{args.epochs} epochs of 160 train + 48 val demo images, batch {args.batch_size}, "
         f"crop {args.crop_size}, base_channels {args.base_channels}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}"
+        f"torch {torch.__version__}; median of {args.repeats} runs each"
     )
     print_table(rows)
     return {"benchmark": "cpu", "epochs": args.epochs, "rows": rows}
@@ -527,7 +565,10 @@ def main() -> None:
         )
         mode.add_argument("--compile", default="off", help="comma-separated: off, on")
         mode.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-        mode.add_argument("--steps", type=int, default=20, help="timed steps")
+        mode.add_argument("--steps", type=int, default=10, help="timed steps a round")
+        mode.add_argument(
+            "--rounds", type=int, default=3, help="settings take turns this many times; the median counts"
+        )
         mode.add_argument(
             "--peak_tflops", type=float, default=0, help="bf16 peak of the GPU, if not in the table"
         )
@@ -542,6 +583,7 @@ def main() -> None:
     cpu.add_argument("--base_channels", type=int, default=16)
     cpu.add_argument("--val_size", type=int, default=192)
     cpu.add_argument("--lr", type=float, default=3e-3)
+    cpu.add_argument("--repeats", type=int, default=1, help="runs of each, in turns; the median counts")
     plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
     for flag, kind, default in (
         ("--epochs", int, 3),

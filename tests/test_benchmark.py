@@ -1,0 +1,51 @@
+"""tools/benchmark.py runs and reports every setting it was asked for. Timings are not checked here (they
+belong to the benchmark itself), only that each figure is there and is a measurement."""
+
+import json
+
+from tests.helpers import run_script
+
+
+def last_json(result) -> dict:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_model_mode_times_every_setting_in_turns():
+    result = last_json(
+        run_script(
+            "tools/benchmark.py", "model", "--device", "cpu", "--batch_size", "2", "--crop_size", "64",
+            "--base_channels", "8", "--val_size", "48", "--precision", "fp32,bf16",
+            "--memory_format", "nchw,channels_last", "--warmup", "1", "--steps", "1", "--rounds", "2",
+        )
+    )  # fmt: skip
+    settings = [row["setting"] for row in result["rows"]]
+    assert settings == [
+        "fp32 nchw compile=off",
+        "fp32 channels_last compile=off",
+        "bf16 nchw compile=off",
+        "bf16 channels_last compile=off",
+    ]
+    for row in result["rows"]:
+        assert row["images/s"] > 0 and row["ms/step"] > 0
+        assert row["GFLOP/img"] > 0  # counted on a real step by torch's FLOP counter
+        assert row["MFU %"] == "-" and row["peak GiB"] == "-"  # GPU-only figures
+    assert result["rows"][0]["vs first"] == 1.0
+    assert [row["setting"] for row in result["validation"]] == [s.split(" compile")[0] for s in settings]
+    assert all(row["val images/s"] > 0 for row in result["validation"])
+
+
+def test_cpu_mode_runs_main_and_the_plain_loop_in_turns():
+    result = last_json(
+        run_script(
+            "tools/benchmark.py", "cpu", "--epochs", "1", "--base_channels", "4", "--crop_size", "32",
+            "--repeats", "2",
+        )
+    )  # fmt: skip
+    rows = result["rows"]
+    assert len(rows) == 4 and rows[0]["run"].startswith("main.py") and rows[-1]["run"].startswith("plain")
+    for row in rows:
+        each = [float(s) for s in row["each run"].split()]
+        assert len(each) == 2 and min(each) <= row["seconds"] <= max(each)
+        assert 0 <= row["final val mean IoU"] <= 1
+    assert rows[-1]["speed-up vs plain"] == 1.0
