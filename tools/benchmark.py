@@ -234,7 +234,7 @@ def training_setup(device, amp_dtype, channels_last: bool, args):
 
 def time_interleaved(runs: list, device: torch.device, steps: int, rounds: int) -> list[float]:
     """Median seconds per call of each run. The runs take turns, `rounds` times over, so a slow spell
-    of the machine (on a shared VM, speed drifts by 2x over minutes) hits every setting alike."""
+    of the machine (a shared VM drifts by up to about 25%) hits every setting alike."""
     seconds = [[] for _ in runs]
     for _ in range(rounds):
         for times, run in zip(seconds, runs, strict=True):
