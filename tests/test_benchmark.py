@@ -49,3 +49,19 @@ def test_cpu_mode_runs_main_and_the_plain_loop_in_turns():
         assert len(each) == 2 and min(each) <= row["seconds"] <= max(each)
         assert 0 <= row["final val mean IoU"] <= 1
     assert rows[-1]["speed-up vs plain"] == 1.0
+
+
+def test_train_mode_reports_data_end_to_end_and_model():
+    result = last_json(
+        run_script(
+            "tools/benchmark.py", "train", "--device", "cpu", "--batch_size", "2", "--crop_size", "64",
+            "--base_channels", "8", "--num_workers", "1", "--images", "16", "--warmup", "1", "--steps", "2",
+        )
+    )  # fmt: skip
+    rows = result["rows"]
+    assert [row["what"] for row in rows] == [
+        "data pipeline alone (1 workers)",
+        "end to end (loader + step)",
+        "model step alone (synthetic)",
+    ]
+    assert all(row["images/s"] > 0 for row in rows) and rows[-1]["vs model alone"] == 1.0
