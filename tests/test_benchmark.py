@@ -60,6 +60,7 @@ def test_train_mode_reports_data_end_to_end_and_model():
     )  # fmt: skip
     rows = result["rows"]
     assert [row["what"] for row in rows] == [
+        "data pipeline alone, per worker",
         "data pipeline alone (1 workers)",
         "end to end (loader + step)",
         "model step alone (synthetic)",

@@ -370,7 +370,7 @@ def bench_train(args: argparse.Namespace) -> dict:
         loader = make_loader(dataset, args.batch_size, args.num_workers)
         rows = []
 
-        def timed_pass(name: str, work) -> None:
+        def timed_pass(name: str, work, loader=loader) -> None:
             set_epoch(loader, 0)
             for _ in work(iter(loader), args.warmup):  # start the workers, warm the caches
                 pass
@@ -392,6 +392,8 @@ def bench_train(args: argparse.Namespace) -> dict:
                 train_step(model, images, masks, optimizer, scaler, amp_dtype)
                 yield len(images)
 
+        # What one worker delivers: the same pipeline in this process.
+        timed_pass("data pipeline alone, per worker", data_only, make_loader(dataset, args.batch_size, 0))
         timed_pass(f"data pipeline alone ({args.num_workers} workers)", data_only)
         timed_pass("end to end (loader + step)", end_to_end)
     *_, step = model_step_setting(
