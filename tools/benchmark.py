@@ -1,6 +1,10 @@
 """Throughput figures, measured side by side in one run; prints a table and one JSON line.
 
-python tools/benchmark.py voc [--files 2000]       tools/voc.py against the reference converter
+python tools/benchmark.py voc     tools/voc.py against the reference converter
+python tools/benchmark.py data    dataset.py against a torchvision-references-style pipeline
+python tools/benchmark.py model   the training step and validation at several precisions and formats
+python tools/benchmark.py train   the data pipeline alone, end to end, and the model step alone
+python tools/benchmark.py cpu     whole main.py runs on a CPU against a plain fp32 NCHW loop
 """
 
 from __future__ import annotations
@@ -30,6 +34,17 @@ from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, select_device  # no
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MEMORY_FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+# The shape of a `cpu`-mode run, shared by main.py and the plain loop: flag, type, default.
+RUN_SHAPE = (
+    ("--epochs", int, 3),
+    ("--batch_size", int, 8),
+    ("--crop_size", int, 96),
+    ("--base_channels", int, 16),
+    ("--val_size", int, 192),
+    ("--lr", float, 3e-3),
+)
+RUN_SCALE = (0.75, 1.5)  # the demo's random scale range (main.DEMO_DEFAULTS)
 
 
 def print_table(rows: list[dict]) -> None:
@@ -90,17 +105,15 @@ def bench_voc(args: argparse.Namespace) -> dict:
         rows = []
 
         def timed(name: str, processes: int, run) -> None:
-            start = time.perf_counter()
-            run()
-            seconds = time.perf_counter() - start
-            rate = args.files / seconds
+            seconds = timed_seconds(run)
+            files_per_second = args.files / seconds
             rows.append(
                 {
                     "converter": name,
                     "processes": processes,
                     "seconds": round(seconds, 2),
-                    "files/s": round(rate, 1),
-                    "files/s per process": round(rate / processes, 1),
+                    "files/s": round(files_per_second, 1),
+                    "files/s per process": round(files_per_second / processes, 1),
                 }
             )
 
@@ -222,10 +235,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def training_setup(device, amp_dtype, channels_last: bool, args):
+def training_setup(device, amp_dtype, fmt: torch.memory_format, args):
     """The U-Net in training mode, its optimiser (fused, as in main.py) and grad scaler."""
     torch.manual_seed(0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = UNet(base_channels=args.base_channels).to(device, memory_format=fmt).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, fused=True)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -253,9 +265,9 @@ def model_step_setting(device, precision: str, memory_format: str, compiled: str
     from main import train_step
 
     amp_dtype = PRECISIONS[precision]
-    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    fmt = MEMORY_FORMATS[memory_format]
     resident = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0  # earlier settings
-    model, optimizer, scaler = training_setup(device, amp_dtype, memory_format == "channels_last", args)
+    model, optimizer, scaler = training_setup(device, amp_dtype, fmt, args)
     images = torch.randn(args.batch_size, 3, args.crop_size, args.crop_size, device=device).contiguous(
         memory_format=fmt
     )
@@ -289,7 +301,7 @@ def validation_setting(device, precision: str, memory_format: str, args):
     from utils import autocast
 
     torch.manual_seed(0)
-    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    fmt = MEMORY_FORMATS[memory_format]
     model = fused_for_inference(UNet(base_channels=args.base_channels).to(device, memory_format=fmt))
     images = torch.randn(args.batch_size, 3, args.val_size, args.val_size, device=device).contiguous(
         memory_format=fmt
@@ -362,8 +374,9 @@ def bench_train(args: argparse.Namespace) -> dict:
     from main import train_step
 
     device = select_device(args.device, 0)
-    amp_dtype = PRECISIONS[args.precision.split(",")[0]]
-    channels_last = args.memory_format.split(",")[0] == "channels_last"
+    precision, memory_format = args.precision.split(",")[0], args.memory_format.split(",")[0]
+    amp_dtype = PRECISIONS[precision]
+    channels_last = memory_format == "channels_last"
     with tempfile.TemporaryDirectory() as tmp:
         root = fake_voc_tree(Path(tmp), args.images)
         dataset = VOCSegmentation(root, "trainaug", train=True, crop_size=args.crop_size)
@@ -384,7 +397,7 @@ def bench_train(args: argparse.Namespace) -> dict:
             for _, (images, _masks) in zip(range(steps), batches, strict=False):
                 yield len(images)
 
-        model, optimizer, scaler = training_setup(device, amp_dtype, channels_last, args)
+        model, optimizer, scaler = training_setup(device, amp_dtype, MEMORY_FORMATS[memory_format], args)
 
         def end_to_end(batches, steps):
             for _, (images, masks) in zip(range(steps), batches, strict=False):
@@ -396,16 +409,14 @@ def bench_train(args: argparse.Namespace) -> dict:
         timed_pass("data pipeline alone, per worker", data_only, make_loader(dataset, args.batch_size, 0))
         timed_pass(f"data pipeline alone ({args.num_workers} workers)", data_only)
         timed_pass("end to end (loader + step)", end_to_end)
-    *_, step = model_step_setting(
-        device, args.precision.split(",")[0], args.memory_format.split(",")[0], "off", args
-    )
+    *_, step = model_step_setting(device, precision, memory_format, "off", args)
     [seconds] = time_interleaved([step], device, args.steps, 1)
     rows.append({"what": "model step alone (synthetic)", "images/s": rate(args.batch_size / seconds)})
     for row in rows:
         row["vs model alone"] = round(row["images/s"] / rows[-1]["images/s"], 2)
     print(
         f"{device}, batch {args.batch_size}, crop {args.crop_size}, base_channels {args.base_channels}, "
-        f"{args.precision.split(',')[0]} {args.memory_format.split(',')[0]}, "
+        f"{precision} {memory_format}, "
         f"{args.images} generated 500x375 images"
     )
     print_table(rows)
@@ -428,7 +439,7 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
         order = rng.permutation(len(train))
         for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
             samples = [
-                reference_sample(train.images[i], train.masks[i], rng, args.crop_size, (0.75, 1.5))
+                reference_sample(train.images[i], train.masks[i], rng, args.crop_size, RUN_SCALE)
                 for i in order[start : start + args.batch_size]
             ]
             images, masks = (torch.stack(t) for t in zip(*samples, strict=True))
@@ -454,22 +465,8 @@ def bench_cpu(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_demo_data(Path(tmp) / "data")
         prepare(data, progress=False)
-        shape = [
-            "--epochs",
-            str(args.epochs),
-            "--batch_size",
-            str(args.batch_size),
-            "--crop_size",
-            str(args.crop_size),
-            "--base_channels",
-            str(args.base_channels),
-            "--val_size",
-            str(args.val_size),
-            "--lr",
-            str(args.lr),
-            "--data_dir",
-            str(data),
-        ]
+        shape = [text for flag, _, _ in RUN_SHAPE for text in (flag, str(getattr(args, flag[2:])))]
+        shape += ["--data_dir", str(data)]
         common = [
             *shape,
             "--save_dir",
@@ -481,8 +478,7 @@ def bench_cpu(args: argparse.Namespace) -> dict:
             "--optimizer",
             "adamw",
             "--scale",
-            "0.75",
-            "1.5",
+            *map(str, RUN_SCALE),
             "--warmup_epochs",
             "0",
         ]
@@ -579,24 +575,12 @@ def main() -> None:
             mode.add_argument("--num_workers", type=int, default=8)
             mode.add_argument("--images", type=int, default=400, help="generated 500x375 images")
     cpu = sub.add_parser("cpu", help="main.py on a CPU against a plain fp32 NCHW loop")
-    cpu.add_argument("--epochs", type=int, default=3)
-    cpu.add_argument("--batch_size", type=int, default=8)
-    cpu.add_argument("--crop_size", type=int, default=96)
-    cpu.add_argument("--base_channels", type=int, default=16)
-    cpu.add_argument("--val_size", type=int, default=192)
-    cpu.add_argument("--lr", type=float, default=3e-3)
     cpu.add_argument("--repeats", type=int, default=1, help="runs of each, in turns; the median counts")
     plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
-    for flag, kind, default in (
-        ("--epochs", int, 3),
-        ("--batch_size", int, 8),
-        ("--crop_size", int, 96),
-        ("--base_channels", int, 16),
-        ("--val_size", int, 192),
-        ("--lr", float, 3e-3),
-    ):
-        plain.add_argument(flag, type=kind, default=default)
     plain.add_argument("--data_dir", required=True)
+    for mode in (cpu, plain):
+        for flag, kind, default in RUN_SHAPE:
+            mode.add_argument(flag, type=kind, default=default)
     args = parser.parse_args()
     modes = {
         "voc": bench_voc,
