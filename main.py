@@ -213,9 +213,9 @@ def get_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, args: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def criterion(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over non-void pixels, in float32 whatever the autocast precision."""
-    return F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX)
+def criterion(logits: torch.Tensor, masks: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over non-void pixels (their mean, or sum), in float32 whatever the autocast precision."""
+    return F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
 class NonFiniteLoss(Exception):
@@ -290,7 +290,7 @@ def evaluate(model, loader, device, args) -> dict:
             images, masks = to_device(images, masks, device, args.channels_last_on)
             with autocast(device, args.amp_dtype):
                 logits = model(images)
-            loss_sum += F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX, reduction="sum")
+            loss_sum += criterion(logits, masks, reduction="sum")
             pixels += (masks != IGNORE_INDEX).sum()
             confusion.update(logits.argmax(1), masks)
             bar.update(len(images) * args.world_size)
