@@ -41,6 +41,7 @@ from utils import (
     select_amp,
     select_device,
     user_error_message,
+    write_text_atomically,
 )
 
 DEMO_DEFAULTS = {  # --demo: a small U-Net on tools/demo_data.py's images, a few minutes on a CPU
@@ -370,9 +371,7 @@ def keep_metrics_until(path: Path, epoch: int) -> None:
         lines = [
             line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epoch
         ]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(f"{line}\n" for line in lines))
-        os.replace(tmp, path)
+        write_text_atomically(path, "".join(f"{line}\n" for line in lines))
 
 
 def setup(args: argparse.Namespace) -> tuple[torch.device, int]:

@@ -112,6 +112,16 @@ def save_image_atomically(image, path: Path, **save_options) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write text via a temporary file and a rename: readers see the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint of main.py with pickle disabled; UserError if it is missing or of the wrong kind."""
     if not path.is_file():

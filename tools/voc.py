@@ -26,7 +26,15 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from utils import IGNORE_INDEX, NUM_CLASSES, VOC_PALETTE, UserError, invalid_labels, save_image_atomically  # noqa: E402
+from utils import (  # noqa: E402
+    IGNORE_INDEX,
+    NUM_CLASSES,
+    VOC_PALETTE,
+    UserError,
+    invalid_labels,
+    save_image_atomically,
+    write_text_atomically,
+)
 
 SBD_FOLDER_NAMES = ("VOCaug", "benchmark_RELEASE")
 FULL_SIZES = {"voc_train": 1464, "voc_val": 1449, "sbd_train": 8498, "sbd_val": 2857}
@@ -164,9 +172,7 @@ def prepare(data_dir: Path | str, workers: int = 0, force: bool = False, progres
 
     trainaug = trainaug_ids(lists)
     trainaug_path = sources["voc_train"].with_name("trainaug.txt")
-    tmp = trainaug_path.with_name(".trainaug.txt.tmp")
-    tmp.write_text("".join(f"{i}\n" for i in trainaug))
-    os.replace(tmp, trainaug_path)
+    write_text_atomically(trainaug_path, "".join(f"{i}\n" for i in trainaug))
 
     counts = {status: sum(r[0] == status for r in results) for status in ("written", "unchanged", "error")}
     errors = sorted((path, reason) for status, path, reason in results if status == "error")
