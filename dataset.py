@@ -237,14 +237,18 @@ def mean_and_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-def to_device(
-    images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images Nx3xHxW and masks NxHxW -> normalised float32 images and int64 masks on `device`."""
+def normalize(images: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """uint8 images Nx3xHxW -> normalised float32 images on `device`."""
     images = images.to(device, non_blocking=True)
-    masks = masks.to(device, non_blocking=True).long()
     mean, std = mean_and_std(torch.device(device))
     images = (images.float() - mean) / std
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    return images, masks
+    return images
+
+
+def to_device(
+    images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images Nx3xHxW and masks NxHxW -> normalised float32 images and int64 masks on `device`."""
+    return normalize(images, device, channels_last), masks.to(device, non_blocking=True).long()

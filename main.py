@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from dataset import VOCSegmentation, make_loader, set_epoch, to_device
+from dataset import VOCSegmentation, make_loader, normalize, set_epoch, to_device
 from metrics import ConfusionMatrix
 from model import UNet, fused_for_inference
 from utils import (
@@ -318,7 +318,7 @@ def prediction_rows(
         image, mask = dataset[i]
         with Image.open(dataset.images[i]) as original:
             width, height = original.size
-        x, _ = to_device(image[None], mask[None], device, channels_last)
+        x = normalize(image[None], device, channels_last)
         with autocast(device, amp_dtype):
             pred = model(x).argmax(1)[0].cpu().numpy()
         picture = image.permute(1, 2, 0).numpy()

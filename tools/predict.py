@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dataset import to_device  # noqa: E402
+from dataset import normalize  # noqa: E402
 from model import UNet, fused_for_inference  # noqa: E402
 from utils import (  # noqa: E402
     VOC_PALETTE,
@@ -86,7 +86,7 @@ def load_model(checkpoint_path: Path, device: torch.device) -> UNet:
 def predict(model: UNet, images: list[np.ndarray], device: torch.device, amp_dtype) -> list[np.ndarray]:
     """Same-size RGB uint8 arrays HxWx3 -> class-index arrays HxW (uint8)."""
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    x, _ = to_device(batch, torch.zeros(batch.shape[0], 1, 1, dtype=torch.uint8), device)
+    x = normalize(batch, device)
     with autocast(device, amp_dtype):
         logits = model(x)
     return list(logits.argmax(1).to(torch.uint8).cpu().numpy())
