@@ -520,9 +520,8 @@ def main(args: argparse.Namespace) -> None:
             "best_miou": best_miou,
             "args": plain_args(args),
         }
-        if is_best:
-            save_atomically(state, run_dir / "best.pth")
-        save_atomically(state, run_dir / "last.pth")
+        best_path = [run_dir / "best.pth"] if is_best else []
+        save_atomically(state, *best_path, run_dir / "last.pth")  # one write; best.pth a hard link
         writer.flush()
         tqdm.write(line)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,15 +90,35 @@ def init_distributed() -> tuple[int, int, int]:
     return rank, local_rank, world_size
 
 
-def save_atomically(obj: dict, path: Path) -> None:
-    """torch.save to a temporary file, flushed to disk, then renamed: `path` is never half-written."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def save_atomically(obj: dict, *paths: Path) -> None:
+    """torch.save to a temporary file, flushed to disk, then renamed: no path is ever half-written.
+
+    With several paths the object is serialised once: the others are hard links to the same file (a
+    copy where the file system has none), put in place in the order given, the temporary file renamed
+    to the last path last. Later saves replace files rather than write into them, so a link never
+    changes after the fact."""
+    *others, last = paths
+    tmp = last.with_name(f".{last.name}.tmp")
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for path in others:
+            other_tmp = path.with_name(f".{path.name}.tmp")
+            try:
+                other_tmp.unlink(missing_ok=True)
+                try:
+                    os.link(tmp, other_tmp)
+                except OSError:  # no hard links here (some network and FUSE file systems)
+                    with open(tmp, "rb") as src, open(other_tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                        dst.flush()
+                        os.fsync(dst.fileno())
+                os.replace(other_tmp, path)
+            finally:
+                other_tmp.unlink(missing_ok=True)
+        os.replace(tmp, last)
     finally:
         tmp.unlink(missing_ok=True)  # left only when interrupted before the rename
 
