@@ -1,9 +1,13 @@
 """tools/benchmark.py runs and reports every setting it was asked for. Timings are not checked here (they
 belong to the benchmark itself), only that each figure is there and is a measurement."""
 
+import argparse
 import json
 
+import pytest
+
 from tests.helpers import run_script
+from tools.benchmark import cpu_runs
 
 
 def last_json(result) -> dict:
@@ -39,16 +43,25 @@ def test_cpu_mode_runs_main_and_the_plain_loop_in_turns():
     result = last_json(
         run_script(
             "tools/benchmark.py", "cpu", "--epochs", "1", "--base_channels", "4", "--crop_size", "32",
-            "--repeats", "2",
+            "--repeats", "2", "--runs", "main,fp32,plain",
         )
     )  # fmt: skip
     rows = result["rows"]
-    assert len(rows) == 4 and rows[0]["run"].startswith("main.py") and rows[-1]["run"].startswith("plain")
+    expected = ("main.py, default", "main.py --amp off", "plain loop")
+    assert len(rows) == 3
+    assert all(row["run"].startswith(start) for row, start in zip(rows, expected, strict=True))
     for row in rows:
         each = [float(s) for s in row["each run"].split()]
         assert len(each) == 2 and min(each) <= row["seconds"] <= max(each)
         assert 0 <= row["final val mean IoU"] <= 1
     assert rows[-1]["speed-up vs plain"] == 1.0
+
+
+def test_cpu_runs_must_end_with_the_plain_baseline():
+    assert cpu_runs("main,workers,fp32,plain") == ["main", "workers", "fp32", "plain"]
+    for bad in ("main", "plain,main", "main,gpu,plain", "plain,plain"):
+        with pytest.raises(argparse.ArgumentTypeError, match="plain last"):
+            cpu_runs(bad)
 
 
 def test_train_mode_reports_data_end_to_end_and_model():

@@ -458,6 +458,16 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
     return confusion.compute()["mean_iou"]
 
 
+def cpu_runs(text: str) -> list[str]:
+    names = text.split(",")
+    unknown = set(names) - {"main", "workers", "fp32", "plain"}
+    if unknown or names[-1] != "plain" or names.count("plain") > 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give some of main, workers, fp32, then plain last (the speed-ups are against it)"
+        )
+    return names
+
+
 def bench_cpu(args: argparse.Namespace) -> dict:
     """Whole runs, each in a fresh process and timed from its start (imports included): main.py with its
     default CPU settings, main.py with parts of them turned off, and the plain loop."""
@@ -482,20 +492,23 @@ def bench_cpu(args: argparse.Namespace) -> dict:
             "--warmup_epochs",
             "0",
         ]
-        variants = [
-            ("main.py, default CPU settings (bf16, channels last, no workers)", ["main.py", *common]),
-            ("main.py --num_workers 1", ["main.py", *common, "--num_workers", "1"]),
-            (
+        variants = {
+            "main": ("main.py, default CPU settings (bf16, channels last, no workers)", ["main.py", *common]),
+            "workers": ("main.py --num_workers 1", ["main.py", *common, "--num_workers", "1"]),
+            "fp32": (
                 "main.py --amp off --channels_last off (fp32 NCHW)",
                 ["main.py", *common, "--amp", "off", "--channels_last", "off"],
             ),
-            (
+            "plain": (
                 "plain loop: fp32 NCHW, PIL augmentation in the main process",
                 ["tools/benchmark.py", "plain", *shape],
             ),
-        ]
-        # An untimed first run: the first process to start pays for cold caches, whichever it is.
-        warm = ["main.py", *common, "--epochs", "1", "--name", "warm-up"]
+        }
+        variants = [variants[name] for name in args.runs]
+        # An untimed first run: the first process to start pays for cold caches (the files, the Python
+        # and torch modules), whichever it is. A small model does that as well as the real one.
+        warm = ["main.py", *common, "--epochs", "1", "--base_channels", "8", "--crop_size", "64"]
+        warm += ["--name", "warm-up"]
         subprocess.run([sys.executable, *warm], cwd=root, capture_output=True, check=True)
         seconds, stdout = [[] for _ in variants], [""] * len(variants)
         for _ in range(args.repeats):  # the runs take turns, so a slow spell of the machine hits all
@@ -576,6 +589,13 @@ def main() -> None:
             mode.add_argument("--images", type=int, default=400, help="generated 500x375 images")
     cpu = sub.add_parser("cpu", help="main.py on a CPU against a plain fp32 NCHW loop")
     cpu.add_argument("--repeats", type=int, default=1, help="runs of each, in turns; the median counts")
+    cpu.add_argument(
+        "--runs",
+        type=cpu_runs,
+        default="main,workers,fp32,plain",
+        help="comma-separated runs to time, ending with plain (the baseline): main (main.py's defaults), "
+        "workers (--num_workers 1), fp32 (--amp off --channels_last off), plain",
+    )
     plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
     plain.add_argument("--data_dir", required=True)
     for mode in (cpu, plain):
