@@ -1,5 +1,4 @@
 import os
-import pickle
 
 import pytest
 import torch
@@ -34,10 +33,17 @@ def test_save_atomically_copies_without_hard_links(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth", "last.pth"]
 
 
-def test_save_atomically_keeps_the_old_file_when_saving_fails(tmp_path):
-    last = tmp_path / "last.pth"
-    save_atomically({"epoch": 1}, last)
-    with pytest.raises(pickle.PicklingError):
-        save_atomically({"epoch": 2, "bad": lambda: None}, last)  # a lambda cannot be saved
+def test_save_atomically_keeps_the_old_files_when_writing_fails(tmp_path, monkeypatch):
+    best, last = tmp_path / "best.pth", tmp_path / "last.pth"
+    save_atomically({"epoch": 1}, best, last)
+
+    def disk_full(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(utils.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_atomically({"epoch": 2}, best, last)
+    assert torch.load(best, weights_only=True) == {"epoch": 1}
     assert torch.load(last, weights_only=True) == {"epoch": 1}
-    assert os.listdir(tmp_path) == ["last.pth"]
+    assert sorted(os.listdir(tmp_path)) == ["best.pth", "last.pth"]  # the half-written file is gone
