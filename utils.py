@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -90,57 +91,58 @@ def init_distributed() -> tuple[int, int, int]:
     return rank, local_rank, world_size
 
 
+@contextlib.contextmanager
+def replaced_atomically(path: Path, tag: str = ""):
+    """Yields a temporary path beside `path` to write; when the block succeeds it is renamed to `path`,
+    otherwise removed. Readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}{tag}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when the block failed before the rename
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Make `dst` a hard link to `src`, or a copy flushed to disk where the file system has no hard links
+    (some network and FUSE file systems)."""
+    dst.unlink(missing_ok=True)  # a leftover of a killed run
+    try:
+        os.link(src, dst)
+    except OSError:
+        with open(src, "rb") as source, open(dst, "wb") as copy:
+            shutil.copyfileobj(source, copy)
+            copy.flush()
+            os.fsync(copy.fileno())
+
+
 def save_atomically(obj: dict, *paths: Path) -> None:
     """torch.save to a temporary file, flushed to disk, then renamed: no path is ever half-written.
 
-    With several paths the object is serialised once: the others are hard links to the same file (a
-    copy where the file system has none), put in place in the order given, the temporary file renamed
-    to the last path last. Later saves replace files rather than write into them, so a link never
-    changes after the fact."""
+    With several paths the object is serialised once: the others are hard links to the same file (or
+    copies), put in place in the order given, and the last path comes last. Later saves replace files
+    rather than write into them, so a link never changes after the fact."""
     *others, last = paths
-    tmp = last.with_name(f".{last.name}.tmp")
-    try:
+    with replaced_atomically(last) as tmp:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         for path in others:
-            other_tmp = path.with_name(f".{path.name}.tmp")
-            try:
-                other_tmp.unlink(missing_ok=True)
-                try:
-                    os.link(tmp, other_tmp)
-                except OSError:  # no hard links here (some network and FUSE file systems)
-                    with open(tmp, "rb") as src, open(other_tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                        dst.flush()
-                        os.fsync(dst.fileno())
-                os.replace(other_tmp, path)
-            finally:
-                other_tmp.unlink(missing_ok=True)
-        os.replace(tmp, last)
-    finally:
-        tmp.unlink(missing_ok=True)  # left only when interrupted before the rename
+            with replaced_atomically(path) as other_tmp:
+                link_or_copy(tmp, other_tmp)
 
 
 def save_image_atomically(image, path: Path, **save_options) -> None:
     """Save a PIL image as PNG via a temporary file and a rename: a killed run never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replaced_atomically(path, tag=f".{os.getpid()}") as tmp:
         image.save(tmp, format="PNG", **save_options)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_text_atomically(path: Path, text: str) -> None:
     """Write text via a temporary file and a rename: readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with replaced_atomically(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict:
