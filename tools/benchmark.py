@@ -45,6 +45,14 @@ RUN_SHAPE = (
     ("--lr", float, 3e-3),
 )
 RUN_SCALE = (0.75, 1.5)  # the demo's random scale range (main.DEMO_DEFAULTS)
+# The runs `cpu` can time (--runs): their label and main.py's flags beyond the shared ones; plain is the
+# plain loop, the baseline.
+CPU_RUNS = {
+    "main": ("main.py, default CPU settings (bf16, channels last, no workers)", []),
+    "workers": ("main.py --num_workers 1", ["--num_workers", "1"]),
+    "fp32": ("main.py --amp off --channels_last off (fp32 NCHW)", ["--amp", "off", "--channels_last", "off"]),
+    "plain": ("plain loop: fp32 NCHW, PIL augmentation in the main process", None),
+}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -460,10 +468,10 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
 
 def cpu_runs(text: str) -> list[str]:
     names = text.split(",")
-    unknown = set(names) - {"main", "workers", "fp32", "plain"}
-    if unknown or names[-1] != "plain" or names.count("plain") > 1:
+    if set(names) - CPU_RUNS.keys() or names[-1] != "plain" or len(set(names)) < len(names):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: give some of main, workers, fp32, then plain last (the speed-ups are against it)"
+            f"{text!r}: give different runs from {', '.join(CPU_RUNS)}, with plain last "
+            "(the speed-ups are against it)"
         )
     return names
 
@@ -492,49 +500,40 @@ def bench_cpu(args: argparse.Namespace) -> dict:
             "--warmup_epochs",
             "0",
         ]
-        variants = {
-            "main": ("main.py, default CPU settings (bf16, channels last, no workers)", ["main.py", *common]),
-            "workers": ("main.py --num_workers 1", ["main.py", *common, "--num_workers", "1"]),
-            "fp32": (
-                "main.py --amp off --channels_last off (fp32 NCHW)",
-                ["main.py", *common, "--amp", "off", "--channels_last", "off"],
-            ),
-            "plain": (
-                "plain loop: fp32 NCHW, PIL augmentation in the main process",
-                ["tools/benchmark.py", "plain", *shape],
-            ),
-        }
-        variants = [variants[name] for name in args.runs]
+
+        def command(name: str) -> list[str]:
+            if name == "plain":
+                return ["tools/benchmark.py", "plain", *shape]
+            return ["main.py", *common, *CPU_RUNS[name][1], "--name", f"run-{name}"]
+
         # An untimed first run: the first process to start pays for cold caches (the files, the Python
         # and torch modules), whichever it is. A small model does that as well as the real one.
         warm = ["main.py", *common, "--epochs", "1", "--base_channels", "8", "--crop_size", "64"]
         warm += ["--name", "warm-up"]
         subprocess.run([sys.executable, *warm], cwd=root, capture_output=True, check=True)
-        seconds, stdout = [[] for _ in variants], [""] * len(variants)
+        seconds, stdout = {name: [] for name in args.runs}, {}
         for _ in range(args.repeats):  # the runs take turns, so a slow spell of the machine hits all
-            for k, (name, command) in enumerate(variants):
-                if command[0] == "main.py":
-                    command = [*command, "--name", f"run{k}"]
+            for name in args.runs:
                 start = time.perf_counter()
-                done = subprocess.run([sys.executable, *command], cwd=root, capture_output=True, text=True)
-                seconds[k].append(time.perf_counter() - start)
+                done = subprocess.run(
+                    [sys.executable, *command(name)], cwd=root, capture_output=True, text=True
+                )
+                seconds[name].append(time.perf_counter() - start)
                 if done.returncode:
-                    raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
-                stdout[k] = done.stdout
+                    raise SystemExit(f"{CPU_RUNS[name][0]} failed:\n{done.stderr[-2000:]}")
+                stdout[name] = done.stdout
         rows = []
-        for k, (name, command) in enumerate(variants):
-            if command[0] == "main.py":
-                lines = (Path(tmp) / "exp" / f"run{k}" / "metrics.jsonl").read_text().splitlines()
-                miou = json.loads(lines[-1])["mean_iou"]
+        for name in args.runs:
+            if name == "plain":
+                miou = json.loads(stdout[name].strip().splitlines()[-1])["mean_iou"]
             else:
-                miou = json.loads(stdout[k].strip().splitlines()[-1])["mean_iou"]
-            median = statistics.median(seconds[k])
-            each = " ".join(f"{x:.1f}" for x in seconds[k])
+                lines = (Path(tmp) / "exp" / f"run-{name}" / "metrics.jsonl").read_text().splitlines()
+                miou = json.loads(lines[-1])["mean_iou"]
             rows.append(
                 {
-                    "run": name,
-                    "seconds": round(median, 1),
-                    "each run": each,
+                    "run": CPU_RUNS[name][0],
+                    "seconds": round(statistics.median(seconds[name]), 1),
+                    "each run": " ".join(f"{x:.1f}" for x in seconds[name]),
                     "final val mean IoU": round(miou, 3),
                 }
             )
@@ -593,8 +592,8 @@ def main() -> None:
         "--runs",
         type=cpu_runs,
         default="main,workers,fp32,plain",
-        help="comma-separated runs to time, ending with plain (the baseline): main (main.py's defaults), "
-        "workers (--num_workers 1), fp32 (--amp off --channels_last off), plain",
+        help="comma-separated runs to time, plain (the baseline) last: "
+        + "; ".join(f"{name} = {label}" for name, (label, _) in CPU_RUNS.items()),
     )
     plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
     plain.add_argument("--data_dir", required=True)
