@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 + SBD ("VOC-aug") datasets, augmentation and loaders.
+"""Segmentation datasets (VOC-aug, labelme, CVAT, the plain layout), augmentation and loaders.
 
 Workers return uint8 tensors (image 3xHxW RGB, mask HxW with 255 = void); `to_device` turns a batch
 into normalised floats on the device, so no worker ever does float work.
@@ -7,6 +7,7 @@ into normalised floats on the device, so no worker ever does float work.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,63 +16,79 @@ import torch.distributed as dist
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES, UserError, invalid_labels
+from layouts import IGNORE_INDEX, DataLayout, describe
+from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
 
-def voc_root(data_dir: Path | str) -> Path:
-    return Path(data_dir) / "VOCdevkit" / "VOC2012"
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any image PIL reads -> 8-bit RGB: 16-bit grayscale scaled to 8 bits, alpha dropped."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit PNG or TIFF: PIL has no 16-bit RGB
+        pixels = np.asarray(image, dtype=np.float64) / 257
+        image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
 
 
-class VOCSegmentation(Dataset):
-    """VOC-aug images and SegmentationClassAug masks of one split.
+class SegmentationDataset(Dataset):
+    """Images and masks of one split of any layout that `layouts.describe` recognises.
 
     train=True: random scale, crop_size x crop_size random crop (padded with image 0 / mask 255 where
     the scaled image is smaller), horizontal flip; every draw depends on (seed, epoch, index) only.
     train=False: the full image at the top left of a val_size x val_size canvas, mask 255 elsewhere.
-    Items are (image uint8 3xHxW RGB, mask uint8 HxW).
+    Items are (image uint8 3xHxW RGB, mask uint8 HxW). split=None: the layout's training split
+    ("trainaug" for VOC-aug, "train" otherwise) when train=True, else "val".
     """
 
     def __init__(
         self,
-        data_dir: Path | str,
-        split: str = "trainaug",
+        data_dir: Path | str | DataLayout,
+        split: str | None = None,
         train: bool = True,
         crop_size: int = 320,
         scale: tuple[float, float] = (0.5, 2.0),
         seed: int = 0,
         val_size: int = 512,
-        num_classes: int = NUM_CLASSES,
     ) -> None:
-        root = voc_root(data_dir)
-        split_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
-        if not split_file.is_file():
-            raise UserError(
-                f"split file {split_file} not found: prepare the data set with "
-                f"`python tools/voc.py --data_dir {data_dir}` (or pass the right --data_dir)"
-            )
-        self.ids = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
-        if not self.ids:
-            raise UserError(f"split file {split_file} lists no images")
-        self.images = [root / "JPEGImages" / f"{i}.jpg" for i in self.ids]
-        self.masks = [root / "SegmentationClassAug" / f"{i}.png" for i in self.ids]
+        self.layout = layout = data_dir if isinstance(data_dir, DataLayout) else describe(data_dir)
+        self.split = split or (layout.train_split if train else "val")
+        self.ids = layout.split_ids(self.split)
+        self.images = [layout.image_path(i) for i in self.ids]
+        self.masks = [layout.mask_path(i) for i in self.ids]
         missing = [p for pair in zip(self.images, self.masks, strict=True) for p in pair if not p.is_file()]
         if missing:
             shown = ", ".join(str(p) for p in missing[:3])
             raise UserError(
-                f"{len(missing)} file(s) of the {split} split are missing, e.g. {shown}: run "
-                f"`python tools/voc.py --data_dir {data_dir}` and check that the downloads are complete"
+                f"{len(missing)} file(s) of the {self.split} split are missing, e.g. {shown}: "
+                + (
+                    f"run `python tools/voc.py --data_dir {layout.root}` and check that the downloads "
+                    "are complete"
+                    if layout.kind == "voc-aug"
+                    else "add them, or remove their ids from the split list"
+                )
             )
         self.train = train
         self.crop_size = crop_size
         self.scale = scale
         self.seed = seed
         self.val_size = val_size
-        self.num_classes = num_classes
         # Shared memory, so that persistent loader workers see set_epoch without being restarted.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch.fill_(epoch)
+
+    def scan_masks(self, threads: int = 8) -> np.ndarray:
+        """Read every mask once and count the pixels of each class: int64 array of num_classes.
+
+        Raises the UserError of the first bad mask (unreadable, a value or colour outside the classes, a
+        size other than its image's), so a run can stop before it has written anything."""
+
+        def count(index: int) -> np.ndarray:
+            image, mask = self._open(index)
+            image.close()  # only its header was read
+            return np.bincount(mask.ravel(), minlength=256)[: self.layout.num_classes]
+
+        with ThreadPoolExecutor(threads) as pool:  # PNG decoding releases the GIL
+            return sum(pool.map(count, range(len(self))), np.zeros(self.layout.num_classes, np.int64))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -94,23 +111,11 @@ class VOCSegmentation(Dataset):
             image = Image.open(image_path)
         except OSError as error:
             raise UserError(f"cannot read image {image_path}: {error}") from None
-        try:
-            with Image.open(mask_path) as m:
-                mask = np.asarray(m)
-        except OSError as error:
+        mask = self.layout.read_mask(mask_path)
+        if mask.shape != (image.height, image.width):
             raise UserError(
-                f"cannot read mask {mask_path}: {error}; re-run `python tools/voc.py --force`"
-            ) from None
-        if mask.ndim != 2 or mask.shape != (image.height, image.width):
-            raise UserError(
-                f"mask {mask_path} has shape {mask.shape} but image {image_path} is "
-                f"{image.height}x{image.width}: re-run `python tools/voc.py --force`"
-            )
-        bad = invalid_labels(mask, self.num_classes)
-        if bad:
-            raise UserError(
-                f"mask {mask_path} holds values {bad} outside 0-{self.num_classes - 1} and "
-                f"{IGNORE_INDEX}: re-run `python tools/voc.py --force`"
+                f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
+                f"{image.height}x{image.width}: {self.layout.fix}"
             )
         return image, mask
 
@@ -138,7 +143,7 @@ class VOCSegmentation(Dataset):
         fx, fy = image.width / width, image.height / height  # 1, or the decoder's reduction
         box = (left / sx * fx, top / sy * fy, right / sx * fx, bottom / sy * fy)
         try:
-            region = image.convert("RGB").resize((right - left, bottom - top), Image.BILINEAR, box=box)
+            region = to_rgb(image).resize((right - left, bottom - top), Image.BILINEAR, box=box)
         except OSError as error:
             raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
         out_image[top - y0 : bottom - y0, left - x0 : right - x0] = np.asarray(region)
@@ -159,7 +164,7 @@ class VOCSegmentation(Dataset):
                 f"of 16 >= {max(height, width)}"
             )
         try:
-            pixels = np.asarray(image.convert("RGB"))
+            pixels = np.asarray(to_rgb(image))
         except OSError as error:
             raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
         out_image = np.zeros((self.val_size, self.val_size, 3), dtype=np.uint8)
@@ -167,6 +172,9 @@ class VOCSegmentation(Dataset):
         out_image[:height, :width] = pixels
         out_mask[:height, :width] = mask
         return out_image, out_mask
+
+
+VOCSegmentation = SegmentationDataset  # the name of SPEC section 3 and of existing scripts
 
 
 class ShardSampler(Sampler[int]):
@@ -205,7 +213,7 @@ def distributed_rank_and_size() -> tuple[int, int]:
     return 0, 1
 
 
-def make_loader(dataset: VOCSegmentation, batch_size: int, num_workers: int, seed: int = 0) -> DataLoader:
+def make_loader(dataset: SegmentationDataset, batch_size: int, num_workers: int, seed: int = 0) -> DataLoader:
     """Training loader (dataset.train) shuffles by (seed, epoch) and drops the last partial batch, since
     BatchNorm cannot use a batch of one; validation loader keeps order and every image. Both shard
     across processes under torch.distributed. Call `set_epoch(loader, epoch)` before each epoch."""

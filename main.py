@@ -1,7 +1,9 @@
-"""Train and validate a BatchNorm U-Net on PASCAL VOC 2012 + SBD (trainaug), logging to TensorBoard.
+"""Train and validate a BatchNorm U-Net on PASCAL VOC 2012 + SBD (trainaug) or your own labelled
+images (labelme, CVAT, the plain layout), logging to TensorBoard.
 
 python main.py --demo                              # synthetic data, CPU, a few minutes
 python main.py --data_dir data/ --epochs 100       # VOC-aug, after `python tools/voc.py`
+python main.py --data_dir my_labelme_export/       # your own data: the layout is recognised
 torchrun --nproc_per_node 4 main.py ...            # several GPUs (--batch_size is per GPU)
 """
 
@@ -24,16 +26,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from dataset import VOCSegmentation, make_loader, normalize, set_epoch, to_device
+from dataset import SegmentationDataset, make_loader, normalize, set_epoch, to_device
+from layouts import IGNORE_INDEX, DataLayout, check_checkpoint_classes, colorize, describe
 from metrics import ConfusionMatrix
 from model import UNet, fused_for_inference
 from utils import (
-    CLASS_NAMES,
-    IGNORE_INDEX,
-    NUM_CLASSES,
     UserError,
     autocast,
-    colorize,
     init_distributed,
     load_checkpoint,
     save_atomically,
@@ -65,7 +64,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--data_dir", default="data/", help="folder holding VOCdevkit/ (prepared by tools/voc.py)"
+        "--data_dir",
+        default="data/",
+        help="the data set: a folder holding VOCdevkit/ (prepared by tools/voc.py), a labelme or CVAT "
+        "export, or the plain layout (README: Train on your own data)",
     )
     parser.add_argument("--save_dir", default="experiments/", help="checkpoints go to <save_dir>/<name>/")
     parser.add_argument(
@@ -83,6 +85,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=(0.5, 2.0),
         metavar=("MIN", "MAX"),
         help="random scale range of training images",
+    )
+    parser.add_argument(
+        "--val_split", default="val", help="the split list validated on (e.g. test, with --eval_only)"
     )
     parser.add_argument(
         "--val_size", type=int, default=512, help="side of the square validation canvas (multiple of 16)"
@@ -178,17 +183,18 @@ def prepare_demo_data(data_dir: Path) -> None:
         print(f"demo: tools/voc.py wrote {report['written']} masks and {report['trainaug']} trainaug ids")
 
 
-def get_datasets(args: argparse.Namespace) -> tuple[VOCSegmentation, VOCSegmentation]:
-    train = VOCSegmentation(
-        args.data_dir,
-        "trainaug",
-        train=True,
-        crop_size=args.crop_size,
-        scale=tuple(args.scale),
-        seed=args.seed,
+def get_val_dataset(layout: DataLayout, args: argparse.Namespace) -> SegmentationDataset:
+    val = SegmentationDataset(layout, args.val_split, train=False, val_size=args.val_size)
+    val.scan_masks()  # a bad mask stops the run here, before anything is written
+    return val
+
+
+def get_train_dataset(layout: DataLayout, args: argparse.Namespace) -> SegmentationDataset:
+    train = SegmentationDataset(
+        layout, train=True, crop_size=args.crop_size, scale=tuple(args.scale), seed=args.seed
     )
-    val = VOCSegmentation(args.data_dir, "val", train=False, val_size=args.val_size)
-    return train, val
+    train.scan_masks()
+    return train
 
 
 def get_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
@@ -280,7 +286,7 @@ def evaluate(model, loader, device, args) -> dict:
     """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss.
     Pass fused_for_inference(model): the same numbers as the model in eval mode, faster."""
     model.eval()
-    confusion = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
+    confusion = ConfusionMatrix(loader.dataset.layout.num_classes, IGNORE_INDEX)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = torch.zeros((), device=device, dtype=torch.float64)
     total = len(loader.dataset)  # every rank's share together: the bar counts for all processes
@@ -308,11 +314,12 @@ def evaluate(model, loader, device, args) -> dict:
 
 @torch.no_grad()
 def prediction_rows(
-    model, dataset: VOCSegmentation, device, amp_dtype, channels_last: bool, count: int
+    model, dataset: SegmentationDataset, device, amp_dtype, channels_last: bool, count: int
 ) -> list:
-    """(image, ground truth, prediction) as HxWx3 uint8 arrays in VOC colours, for the first `count`
-    validation images, each cropped from its canvas to the image's own size."""
+    """(image, ground truth, prediction) as HxWx3 uint8 arrays in the data set's colours, for the first
+    `count` validation images, each cropped from its canvas to the image's own size."""
     model.eval()
+    colors = dataset.layout.colors
     rows = []
     for i in range(min(count, len(dataset))):
         image, mask = dataset[i]
@@ -325,14 +332,14 @@ def prediction_rows(
         rows.append(
             (
                 picture[:height, :width],
-                colorize(mask.numpy()[:height, :width]),
-                colorize(pred[:height, :width]),
+                colorize(mask.numpy()[:height, :width], colors),
+                colorize(pred[:height, :width], colors),
             )
         )
     return rows
 
 
-def prediction_panel(model, dataset: VOCSegmentation, device, args, count: int = 4) -> np.ndarray:
+def prediction_panel(model, dataset: SegmentationDataset, device, args, count: int = 4) -> np.ndarray:
     """The rows of prediction_rows side by side and one under another: HxWx3 uint8 for TensorBoard."""
     rows = [
         np.concatenate(row, axis=1)
@@ -342,17 +349,18 @@ def prediction_panel(model, dataset: VOCSegmentation, device, args, count: int =
     return np.concatenate([np.pad(r, ((0, 4), (0, widest - r.shape[1]), (0, 0))) for r in rows])
 
 
-def log_validation(writer, metrics: dict, step: int) -> None:
+def log_validation(writer, metrics: dict, class_names: tuple[str, ...], step: int) -> None:
     writer.add_scalar("val/loss", metrics["loss"], step)
     for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
         writer.add_scalar(f"val/{key}", metrics[key], step)
-    for name, iou in zip(CLASS_NAMES, metrics["iou"], strict=True):
+    for name, iou in zip(class_names, metrics["iou"], strict=True):
         if not math.isnan(iou):
             writer.add_scalar(f"val/iou/{name}", iou, step)
 
 
-def summary(metrics: dict) -> dict:
-    """The --eval_only JSON object; NaN (a class absent from the whole val set) becomes null."""
+def summary(metrics: dict, class_names: tuple[str, ...]) -> dict:
+    """The --eval_only JSON object, keyed by the data set's class names; NaN (a class absent from the
+    whole val set) becomes null."""
 
     def clean(value: float) -> float | None:
         return None if math.isnan(value) else value
@@ -361,7 +369,7 @@ def summary(metrics: dict) -> dict:
         "mean_iou": clean(metrics["mean_iou"]),
         "pixel_accuracy": clean(metrics["pixel_accuracy"]),
         "mean_accuracy": clean(metrics["mean_accuracy"]),
-        "iou": {name: clean(v) for name, v in zip(CLASS_NAMES, metrics["iou"], strict=True)},
+        "iou": {name: clean(v) for name, v in zip(class_names, metrics["iou"], strict=True)},
     }
 
 
@@ -394,17 +402,20 @@ def setup(args: argparse.Namespace) -> tuple[torch.device, int]:
     return device, local_rank
 
 
-def load_model(args: argparse.Namespace, device: torch.device) -> tuple[UNet, dict, dict | None]:
-    """The U-Net on `device`, from the --resume checkpoint when there is one; returns it, its
-    config and the checkpoint (None for a new run)."""
+def load_model(
+    args: argparse.Namespace, layout: DataLayout, device: torch.device
+) -> tuple[UNet, dict, dict | None]:
+    """The U-Net for `layout`'s classes on `device`, from the --resume checkpoint when there is one;
+    returns it, its config and the checkpoint (None for a new run)."""
     run_dir = Path(args.save_dir) / args.name
     checkpoint = None
     resume = run_dir / "last.pth" if args.resume == "auto" else Path(args.resume) if args.resume else None
     if resume is not None and (args.resume != "auto" or resume.is_file()):
         checkpoint = load_checkpoint(resume)
+        check_checkpoint_classes(checkpoint, resume, layout)
     elif resume is not None and args.rank == 0:
         print(f"--resume auto: no {resume} yet, starting a new run")
-    config = {"in_channels": 3, "num_classes": NUM_CLASSES, "base_channels": args.base_channels}
+    config = {"in_channels": 3, "num_classes": layout.num_classes, "base_channels": args.base_channels}
     if checkpoint:
         config = checkpoint["model_config"]
     model = UNet(**config)
@@ -418,11 +429,12 @@ def load_model(args: argparse.Namespace, device: torch.device) -> tuple[UNet, di
 
 def log_validation_epoch(writer, run_dir: Path, model, val_set, device, args, epoch: int, step: int, metrics):
     """TensorBoard scalars and prediction panel, and one metrics.jsonl line; returns the console text."""
-    log_validation(writer, metrics, step)
+    class_names = val_set.layout.class_names
+    log_validation(writer, metrics, class_names, step)
     writer.add_image(
         "val/predictions", prediction_panel(model, val_set, device, args), step, dataformats="HWC"
     )
-    line = {"epoch": epoch + 1, "step": step, "loss": metrics["loss"], **summary(metrics)}
+    line = {"epoch": epoch + 1, "step": step, "loss": metrics["loss"], **summary(metrics, class_names)}
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
     return (
@@ -438,16 +450,18 @@ def main(args: argparse.Namespace) -> None:
         prepare_demo_data(Path(args.data_dir))
     if dist.is_initialized():
         dist.barrier()
-    model, model_config, checkpoint = load_model(args, device)
+    layout = describe(args.data_dir)
+    model, model_config, checkpoint = load_model(args, layout, device)
 
-    train_set, val_set = get_datasets(args)
+    val_set = get_val_dataset(layout, args)
     val_loader = make_loader(val_set, args.batch_size, args.num_workers)
     if args.eval_only:
         metrics = evaluate(fused_for_inference(model), val_loader, device, args)
         if args.rank == 0:
-            print(json.dumps(summary(metrics)))
+            print(json.dumps(summary(metrics, layout.class_names)))
         return
 
+    train_set = get_train_dataset(layout, args)
     train_loader = make_loader(train_set, args.batch_size, args.num_workers, seed=args.seed)
     if len(train_loader) == 0:
         raise UserError(
@@ -475,14 +489,18 @@ def main(args: argparse.Namespace) -> None:
     writer = None
     if args.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        write_split_lists(run_dir / "splits", train_set, val_set)
         keep_metrics_until(run_dir / "metrics.jsonl", start_epoch)
         # purge_step drops points a killed run logged after its last checkpoint: the curves continue cleanly.
         writer = SummaryWriter(
             Path(args.tensorboard_dir) / args.name, purge_step=step if checkpoint else None
         )
         amp_name = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[args.amp_dtype]
+        held_out = " (val held out by hash)" if layout.holds_out() else ""
         print(
-            f"{args.name}: {len(train_set)} train / {len(val_set)} val images, {device}, amp {amp_name}, "
+            f"{args.name}: {layout.kind} data set, {layout.num_classes} classes, {len(train_set)} "
+            f"{train_set.split} / {len(val_set)} {val_set.split} images{held_out}, lists in "
+            f"{run_dir / 'splits'}/; {device}, amp {amp_name}, "
             f"channels_last {args.channels_last_on}, {args.world_size} process(es), "
             f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
             + (f", resuming after epoch {start_epoch}" if checkpoint else "")
@@ -512,6 +530,7 @@ def main(args: argparse.Namespace) -> None:
         state = {
             "model": model_state(model),
             "model_config": model_config,
+            "classes": layout.class_table(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
@@ -531,6 +550,13 @@ def main(args: argparse.Namespace) -> None:
             f"done: best val mean IoU {best_miou:.4f}; checkpoints in {run_dir}/ (best.pth, last.pth); "
             f"curves: tensorboard --logdir {args.tensorboard_dir}"
         )
+
+
+def write_split_lists(folder: Path, *datasets: SegmentationDataset) -> None:
+    """<folder>/<split>.txt: the ids each data set used, one a line (held-out splits are computed)."""
+    folder.mkdir(exist_ok=True)
+    for dataset in datasets:
+        write_text_atomically(folder / f"{dataset.split}.txt", "".join(f"{i}\n" for i in dataset.ids))
 
 
 def model_state(model: torch.nn.Module) -> dict:

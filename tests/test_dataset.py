@@ -6,8 +6,9 @@ import torch
 from PIL import Image
 
 from dataset import ShardSampler, VOCSegmentation, make_loader, set_epoch, to_device
+from layouts import IGNORE_INDEX, VOC_PALETTE
 from tests.helpers import prepared_demo, prepared_tree
-from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, VOC_PALETTE, UserError
+from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
 STRIPE_CLASSES = (1, 2, 4, 6, 13)  # classes whose VOC colours are far apart
 

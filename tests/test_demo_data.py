@@ -2,8 +2,10 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
+from layouts import IGNORE_INDEX, VOC_CLASS_NAMES
 from tools.demo_data import make_demo_data
-from utils import IGNORE_INDEX, NUM_CLASSES
+
+NUM_CLASSES = len(VOC_CLASS_NAMES)
 
 
 def read_list(path):

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from layouts import VOC_CLASS_NAMES as CLASS_NAMES
 from main import DEMO_DEFAULTS, parse_args
 from tests.helpers import ROOT, copy_tree, prepared_demo, run_script
-from utils import CLASS_NAMES
 
 # 24 train images / batch 4 = 6 steps an epoch; a 4-channel U-Net: a few seconds an epoch on a CPU.
 SMALL = [

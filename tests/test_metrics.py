@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
+from layouts import VOC_CLASS_NAMES as CLASS_NAMES
 from metrics import ConfusionMatrix
-from utils import CLASS_NAMES
 
 
 def reference_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int) -> dict:

@@ -3,9 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
+from layouts import VOC_PALETTE
 from model import UNet
 from tests.helpers import run_script
-from utils import VOC_PALETTE
 
 
 @pytest.fixture(scope="module")

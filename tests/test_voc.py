@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from layouts import IGNORE_INDEX, VOC_PALETTE
 from tests.helpers import ROOT, copy_tree, demo_raw, run_script
 from tools.voc import prepare
-from utils import IGNORE_INDEX, VOC_PALETTE
 
 
 def read_list(path):

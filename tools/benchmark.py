@@ -25,12 +25,13 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dataset import VOCSegmentation, make_loader, set_epoch, to_device  # noqa: E402
+from dataset import SegmentationDataset, make_loader, set_epoch, to_device  # noqa: E402
+from layouts import IGNORE_INDEX  # noqa: E402
 from metrics import ConfusionMatrix  # noqa: E402
 from model import UNet  # noqa: E402
 from tools.demo_data import draw_sample, make_demo_data, save_sbd_mat  # noqa: E402
 from tools.voc import prepare  # noqa: E402
-from utils import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, select_device  # noqa: E402
+from utils import IMAGENET_MEAN, IMAGENET_STD, select_device  # noqa: E402
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -185,7 +186,7 @@ def bench_data(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)  # a loader worker runs single-threaded
     with tempfile.TemporaryDirectory() as tmp:
         root = fake_voc_tree(Path(tmp), args.images)
-        ds = VOCSegmentation(root, "trainaug", train=True, crop_size=args.crop_size)
+        ds = SegmentationDataset(root, "trainaug", train=True, crop_size=args.crop_size)
         rng = np.random.default_rng(0)
 
         def reference() -> None:
@@ -387,7 +388,7 @@ def bench_train(args: argparse.Namespace) -> dict:
     channels_last = memory_format == "channels_last"
     with tempfile.TemporaryDirectory() as tmp:
         root = fake_voc_tree(Path(tmp), args.images)
-        dataset = VOCSegmentation(root, "trainaug", train=True, crop_size=args.crop_size)
+        dataset = SegmentationDataset(root, "trainaug", train=True, crop_size=args.crop_size)
         loader = make_loader(dataset, args.batch_size, args.num_workers)
         rows = []
 
@@ -437,8 +438,8 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
     torch.manual_seed(0)
     model = UNet(base_channels=args.base_channels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    train = VOCSegmentation(data_dir, "trainaug", train=True, crop_size=args.crop_size)
-    val = VOCSegmentation(data_dir, "val", train=False, val_size=args.val_size)
+    train = SegmentationDataset(data_dir, "trainaug", train=True, crop_size=args.crop_size)
+    val = SegmentationDataset(data_dir, "val", train=False, val_size=args.val_size)
     rng = np.random.default_rng(0)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -30,7 +30,9 @@ import scipy.sparse
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from utils import IGNORE_INDEX, NUM_CLASSES, VOC_PALETTE  # noqa: E402
+from layouts import IGNORE_INDEX, VOC_CLASS_NAMES, VOC_PALETTE  # noqa: E402
+
+NUM_CLASSES = len(VOC_CLASS_NAMES)
 
 
 def class_colours() -> np.ndarray:

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dataset import VOCSegmentation  # noqa: E402
+from dataset import SegmentationDataset  # noqa: E402
 from model import UNet  # noqa: E402
 from utils import select_amp, select_device  # noqa: E402
 
@@ -145,8 +145,8 @@ def draw_predictions(checkpoint_path: Path, data_dir: str, val_size: int, path: 
     from tools.predict import load_model
 
     device = select_device("auto", 0)
-    model = load_model(checkpoint_path, device)
-    val = VOCSegmentation(data_dir, "val", train=False, val_size=val_size)
+    model, _ = load_model(checkpoint_path, device)
+    val = SegmentationDataset(data_dir, "val", train=False, val_size=val_size)
     rows = prediction_rows(model, val, device, select_amp("auto", device), False, count)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
     for k, row in enumerate(rows):

@@ -1,12 +1,12 @@
-"""Segment images with a trained checkpoint: a palette PNG of VOC classes per image, optionally an overlay.
+"""Segment images with a trained checkpoint: a palette PNG of class indices per image, optionally an overlay.
 
     python tools/predict.py --checkpoint experiments/unet/best.pth --input photo.jpg --output predictions/
     python tools/predict.py --checkpoint experiments/unet/best.pth --input photos/ --output out/ --overlay
 
-For each input image <name>.<ext> (JPEG, PNG, BMP, ...; RGB or grayscale; any size) it writes
-<output>/<name>.png: the class index of every pixel, in the VOC colours (open it with PIL to read the
-indices), the size of the input; and with --overlay <output>/<name>_overlay.png: the image blended
-with those colours.
+For each input image <name>.<ext> (JPEG, PNG, BMP, ...; RGB, grayscale or 16-bit; any size) it
+writes <output>/<name>.png: the class index of every pixel, in the colours of the data set the
+checkpoint was trained on (stored in it; open the PNG with PIL to read the indices), the size of the
+input; and with --overlay <output>/<name>_overlay.png: the image blended with those colours.
 """
 
 from __future__ import annotations
@@ -23,20 +23,17 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dataset import normalize  # noqa: E402
+from dataset import normalize, to_rgb  # noqa: E402
+from layouts import IMAGE_SUFFIXES, checkpoint_classes, colorize, palette  # noqa: E402
 from model import UNet, fused_for_inference  # noqa: E402
 from utils import (  # noqa: E402
-    VOC_PALETTE,
     UserError,
     autocast,
-    colorize,
     load_checkpoint,
     save_image_atomically,
     select_amp,
     select_device,
 )
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 
 
 def find_images(source: Path) -> list[Path]:
@@ -70,8 +67,15 @@ def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
     return targets
 
 
-def load_model(checkpoint_path: Path, device: torch.device) -> UNet:
+def load_model(checkpoint_path: Path, device: torch.device) -> tuple[UNet, np.ndarray]:
+    """The checkpoint's U-Net, folded for inference on `device`, and its classes' colours (C x 3)."""
     checkpoint = load_checkpoint(checkpoint_path)
+    names, colors = checkpoint_classes(checkpoint)
+    if len(names) != checkpoint["model_config"]["num_classes"]:
+        raise UserError(
+            f"{checkpoint_path} names {len(names)} classes but its U-Net has "
+            f"{checkpoint['model_config']['num_classes']} outputs: it was not written by main.py"
+        )
     model = UNet(**checkpoint["model_config"])
     try:
         model.load_state_dict(checkpoint["model"])
@@ -79,7 +83,7 @@ def load_model(checkpoint_path: Path, device: torch.device) -> UNet:
         raise UserError(
             f"{checkpoint_path} does not fit the U-Net it describes: {str(error).splitlines()[0]}"
         ) from None
-    return fused_for_inference(model.to(device))
+    return fused_for_inference(model.to(device)), colors
 
 
 @torch.no_grad()
@@ -92,19 +96,21 @@ def predict(model: UNet, images: list[np.ndarray], device: torch.device, amp_dty
     return list(logits.argmax(1).to(torch.uint8).cpu().numpy())
 
 
-def write_outputs(image: np.ndarray, classes: np.ndarray, target: Path, overlay: bool) -> None:
+def write_outputs(
+    image: np.ndarray, classes: np.ndarray, colors: np.ndarray, target: Path, overlay: bool
+) -> None:
     mask = Image.fromarray(classes, mode="L").convert("P")
-    mask.putpalette(VOC_PALETTE.tobytes())
+    mask.putpalette(palette(colors).tobytes())
     save_image_atomically(mask, target)
     if overlay:
-        blend = (0.5 * image + 0.5 * colorize(classes)).astype(np.uint8)
+        blend = (0.5 * image + 0.5 * colorize(classes, colors)).astype(np.uint8)
         save_image_atomically(Image.fromarray(blend), target.with_name(f"{target.stem}_overlay.png"))
 
 
 def run(args: argparse.Namespace) -> int:
     device = select_device(args.device, 0)
     amp_dtype = select_amp(args.amp, device)
-    model = load_model(Path(args.checkpoint), device)
+    model, colors = load_model(Path(args.checkpoint), device)
     images = find_images(Path(args.input))
     output = Path(args.output)
     targets = output_paths(images, output)
@@ -131,14 +137,14 @@ def run(args: argparse.Namespace) -> int:
             for path in batch:
                 try:
                     with Image.open(path) as opened:
-                        decoded.append((path, np.asarray(opened.convert("RGB"))))
+                        decoded.append((path, np.asarray(to_rgb(opened))))
                 except OSError as error:  # a header that reads but pixels that do not (truncated file)
                     failed.append((path, str(error)))
                     bar.update(1)
             if decoded:
                 classes = predict(model, [pixels for _, pixels in decoded], device, amp_dtype)
                 for (path, pixels), path_classes in zip(decoded, classes, strict=True):
-                    write_outputs(pixels, path_classes, targets[path], args.overlay)
+                    write_outputs(pixels, path_classes, colors, targets[path], args.overlay)
                 bar.update(len(decoded))
 
     written = len(images) - len(failed)

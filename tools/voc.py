@@ -26,15 +26,11 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from utils import (  # noqa: E402
-    IGNORE_INDEX,
-    NUM_CLASSES,
-    VOC_PALETTE,
-    UserError,
-    invalid_labels,
-    save_image_atomically,
-    write_text_atomically,
-)
+from layouts import IGNORE_INDEX, VOC_CLASS_NAMES, VOC_PALETTE, indices_from_colors, invalid_labels  # noqa: E402
+from utils import UserError, save_image_atomically, write_text_atomically  # noqa: E402
+
+NUM_CLASSES = len(VOC_CLASS_NAMES)
+VOC_INDICES = [*range(NUM_CLASSES), IGNORE_INDEX]  # what a VOC annotation may hold
 
 SBD_FOLDER_NAMES = ("VOCaug", "benchmark_RELEASE")
 FULL_SIZES = {"voc_train": 1464, "voc_val": 1449, "sbd_train": 8498, "sbd_val": 2857}
@@ -90,16 +86,10 @@ def read_voc_mask(path: Path) -> np.ndarray:
         if image.mode not in ("RGB", "RGBA"):
             raise BadMask(f"unexpected PNG mode {image.mode} (want palette, grayscale or RGB)")
         rgb = np.array(image.convert("RGB"))
-    colour_to_index = {tuple(VOC_PALETTE[i]): i for i in [*range(NUM_CLASSES), IGNORE_INDEX]}
-    codes = rgb[..., 0].astype(np.int32) << 16 | rgb[..., 1].astype(np.int32) << 8 | rgb[..., 2]
-    unique, inverse = np.unique(codes, return_inverse=True)
-    lookup = []
-    for code in unique:
-        colour = (int(code) >> 16 & 255, int(code) >> 8 & 255, int(code) & 255)
-        if colour not in colour_to_index:
-            raise BadMask(f"colour {colour} is not in the VOC colour map")
-        lookup.append(colour_to_index[colour])
-    return np.array(lookup, dtype=np.uint8)[inverse].reshape(codes.shape)
+    mask, unknown = indices_from_colors(rgb, VOC_PALETTE[VOC_INDICES], VOC_INDICES)
+    if unknown:
+        raise BadMask(f"colour {unknown} is not in the VOC colour map")
+    return mask
 
 
 def read_sbd_mask(path: Path) -> np.ndarray:
@@ -113,7 +103,7 @@ def read_sbd_mask(path: Path) -> np.ndarray:
 def check_values(mask: np.ndarray) -> np.ndarray:
     if mask.ndim != 2:
         raise BadMask(f"expected a 2-D mask, got shape {mask.shape}")
-    bad = invalid_labels(mask)
+    bad = invalid_labels(mask, NUM_CLASSES)
     if bad:
         raise BadMask(f"values {bad} outside 0-{NUM_CLASSES - 1} and {IGNORE_INDEX}")
     return mask.astype(np.uint8, copy=False)

@@ -1,0 +1,239 @@
+"""Data set layouts: each export is recognised from its folder, read in its own format, and split."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dataset import SegmentationDataset
+from layouts import IGNORE_INDEX, VOC_PALETTE, describe, held_out
+from tests.helpers import (
+    CVAT_COLORS,
+    OWN_CLASSES,
+    ROOT,
+    cvat_export,
+    labelme_export,
+    plain_layout,
+    prepared_demo,
+    run_script,
+)
+from utils import UserError
+
+CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+
+
+def source_mask(layout, image_id):
+    """The class indices of one id straight from the export's own mask file."""
+    with Image.open(layout.mask_path(image_id)) as mask:
+        if layout.rgb_masks:
+            rgb = np.array(mask.convert("RGB"))
+            return np.argmax((rgb[:, :, None, :] == np.array(CVAT_COLORS)).all(-1), axis=-1)
+        return np.array(mask)
+
+
+def test_voc_aug_keeps_its_classes_and_lists(tmp_path_factory):
+    layout = describe(prepared_demo(tmp_path_factory))
+    assert layout.kind == "voc-aug" and layout.num_classes == 21 and layout.class_names[15] == "person"
+    assert (layout.colors == VOC_PALETTE[:21]).all()
+    assert len(layout.split_ids("trainaug")) == 24 and len(layout.split_ids("val")) == 8
+
+
+@pytest.mark.parametrize("newer", [False, True])
+def test_labelme_export_is_read_with_its_class_names_and_ignore_value(tmp_path, newer):
+    layout = describe(labelme_export(tmp_path, newer=newer))
+    assert layout.kind == "labelme" and layout.class_names == OWN_CLASSES
+    assert (layout.colors == VOC_PALETTE[:4]).all()  # labelme's label colormap is VOC's
+    ids = layout.split_ids("train") + layout.split_ids("val")
+    assert sorted(ids) == [f"img_{k:03d}" for k in range(12)]  # the .npy files are not images
+    val = SegmentationDataset(layout, "val", train=False, val_size=64)
+    for i, image_id in enumerate(val.ids):
+        image, mask = val[i]
+        assert image.shape == (3, 64, 64)
+        np.testing.assert_array_equal(mask[:48, :64].numpy(), source_mask(layout, image_id))
+        assert (mask[:2, :64] == IGNORE_INDEX).all()  # __ignore__ stays void
+
+
+def test_labelme_png_bytes_behind_a_jpg_name_load(tmp_path):
+    layout = describe(labelme_export(tmp_path))
+    path = layout.image_path("img_001")
+    assert path.name == "img_001.jpg" and Image.open(path).format == "PNG"
+    split = "val" if "img_001" in layout.split_ids("val") else "train"
+    dataset = SegmentationDataset(layout, split, train=False, val_size=64)
+    image, mask = dataset[dataset.ids.index("img_001")]
+    expected = np.array(Image.open(path).convert("RGB"))
+    np.testing.assert_array_equal(image[:, :48, :64].permute(1, 2, 0).numpy(), expected)
+
+
+def test_cvat_rgb_masks_become_labelmap_indices(tmp_path):
+    layout = describe(cvat_export(tmp_path))
+    assert layout.kind == "cvat" and layout.class_names == ("background", *OWN_CLASSES[1:])
+    assert layout.colors.tolist() == [list(c) for c in CVAT_COLORS]
+    for image_id in layout.split_ids("val") + layout.split_ids("train")[:3]:
+        mask = layout.read_mask(layout.mask_path(image_id))
+        np.testing.assert_array_equal(mask, source_mask(layout, image_id))
+        assert set(np.unique(mask)) <= {0, 1, 2, 3}
+
+
+def test_cvat_colour_missing_from_labelmap_names_the_mask_and_the_colour(tmp_path):
+    layout = describe(cvat_export(tmp_path))
+    path = layout.mask_path("frame_000003")
+    rgb = np.array(Image.open(path))
+    rgb[5, 5] = (1, 2, 3)
+    Image.fromarray(rgb).save(path)
+    with pytest.raises(UserError, match=r"frame_000003\.png holds colour \(1, 2, 3\).*labelmap\.txt"):
+        layout.read_mask(path)
+
+
+def test_plain_layout_uses_its_split_lists_and_colours(tmp_path):
+    layout = describe(plain_layout(tmp_path, {"train": 5, "val": 2, "test": 3}))
+    assert layout.kind == "plain" and layout.class_names == OWN_CLASSES
+    assert layout.colors.tolist() == [list(c) for c in CVAT_COLORS]
+    assert layout.split_ids("test") == ["test0", "test1", "test2"] and not layout.holds_out()
+
+
+def test_plain_classes_without_colours_take_the_voc_colour_map(tmp_path):
+    root = plain_layout(tmp_path, {"train": 2, "val": 1})
+    (root / "classes.txt").write_text("background\nroad: 1,2,3\nperson\n")
+    layout = describe(root)
+    assert layout.colors.tolist() == [[0, 0, 0], [1, 2, 3], VOC_PALETTE[2].tolist()]
+
+
+def test_held_out_val_is_a_tenth_and_adding_images_moves_no_old_one(tmp_path):
+    root = labelme_export(tmp_path, count=60)
+    before = {split: set(describe(root).split_ids(split)) for split in ("train", "val")}
+    assert 2 <= len(before["val"]) <= 12 and not before["train"] & before["val"]
+    assert len(before["train"] | before["val"]) == 60
+    more = labelme_export(tmp_path / "more", count=90, seed=5)
+    for path in (more / "JPEGImages").iterdir():
+        if int(path.stem[4:]) >= 60:
+            shutil.copy(path, root / "JPEGImages" / path.name)
+            shutil.copy(more / "SegmentationClassPNG" / f"{path.stem}.png", root / "SegmentationClassPNG")
+    after = {split: set(describe(root).split_ids(split)) for split in ("train", "val")}
+    assert len(after["train"] | after["val"]) == 90
+    assert before["val"] <= after["val"] and before["train"] <= after["train"]
+
+
+def test_held_out_keeps_at_least_one_image():
+    assert len(held_out(["a", "b"])) == 1
+    assert held_out(["a", "b"]) == held_out(["b", "a"])
+
+
+def test_images_without_masks_are_listed(tmp_path):
+    root = labelme_export(tmp_path)
+    for k in (2, 5):
+        (root / "SegmentationClassPNG" / f"img_{k:03d}.png").unlink()
+    with pytest.raises(UserError, match=r"2 image\(s\) without a mask.*img_002, img_005"):
+        describe(root).split_ids("train")
+
+
+def test_masks_without_images_are_listed(tmp_path):
+    root = labelme_export(tmp_path)
+    (root / "JPEGImages" / "img_004.jpg").unlink()
+    with pytest.raises(UserError, match=r"1 mask\(s\) without a image.*img_004"):
+        describe(root).split_ids("val")
+
+
+def test_duplicate_class_names_are_refused(tmp_path):
+    root = labelme_export(tmp_path)
+    (root / "class_names.txt").write_text("_background_\ncar\ncar\n")
+    with pytest.raises(UserError, match=r"class_names\.txt names \['car'\] more than once"):
+        describe(root)
+
+
+def test_a_folder_without_a_class_list_says_what_is_expected(tmp_path):
+    root = labelme_export(tmp_path)
+    (root / "class_names.txt").unlink()
+    with pytest.raises(UserError, match=r"no data set found.*class_names\.txt.*labelmap\.txt.*classes\.txt"):
+        describe(root)
+
+
+def test_mask_value_outside_the_classes_names_the_file(tmp_path):
+    root = plain_layout(tmp_path, {"train": 2, "val": 1})
+    path = root / "masks" / "val0.png"
+    mask = np.array(Image.open(path))
+    mask[0, 0] = 9
+    Image.fromarray(mask, mode="L").save(path)
+    with pytest.raises(UserError, match=r"val0\.png holds values \[9\] outside 0-3 and 255"):
+        SegmentationDataset(root, "val", train=False).scan_masks()
+
+
+def test_a_missing_split_list_names_the_file(tmp_path):
+    root = plain_layout(tmp_path, {"train": 2, "val": 1})
+    with pytest.raises(UserError, match=r"splits/test\.txt not found"):
+        SegmentationDataset(root, "test", train=False)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16"])
+def test_images_of_any_mode_load_as_rgb(tmp_path, mode):
+    root = plain_layout(tmp_path, {"train": 2, "val": 1})
+    rgb = np.array(Image.open(root / "images/val0.png"))
+    grey = rgb.mean(-1).astype(np.uint8)
+    image = {
+        "L": Image.fromarray(grey),
+        "RGBA": Image.fromarray(np.dstack([rgb, np.full(grey.shape, 7, np.uint8)])),
+        "I;16": Image.fromarray(grey.astype(np.uint16) * 257),
+    }[mode]
+    (root / "images/val0.png").unlink()
+    image.save(root / "images/val0.tif" if mode == "I;16" else root / "images/val0.png")
+    loaded, _ = SegmentationDataset(root, "val", train=False, val_size=64)[0]
+    expected = rgb if mode == "RGBA" else np.repeat(grey[..., None], 3, -1)
+    np.testing.assert_array_equal(loaded[:, :48, :64].permute(1, 2, 0).numpy(), expected)
+
+
+def test_scan_counts_the_pixels_of_each_class(tmp_path):
+    root = plain_layout(tmp_path, {"train": 3, "val": 1})
+    counts = SegmentationDataset(root, "train").scan_masks()
+    masks = [np.array(Image.open(root / f"masks/train{k}.png")) for k in range(3)]
+    assert counts.tolist() == [sum(int((m == c).sum()) for m in masks) for c in range(4)]
+
+
+@pytest.fixture
+def camvid_src():
+    if not CAMVID.is_dir():
+        pytest.skip(f"real CamVid files not found at {CAMVID}")
+    return CAMVID
+
+
+def small_camvid_src(src: Path, root: Path, per_split: int) -> Path:
+    """The real CamVid folder with each split list cut to its first `per_split` lines."""
+    root.mkdir()
+    for split in ("train", "val", "test"):
+        (root / split).symlink_to(src / split)
+        (root / f"{split}annot").symlink_to(src / f"{split}annot")
+        lines = (src / f"{split}.txt").read_text().splitlines()[:per_split]
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_camvid_converts_with_its_counts_classes_and_void(camvid_src, tmp_path):
+    out = tmp_path / "camvid"
+    result = run_script("tools/camvid.py", "--src", str(camvid_src), "--data_dir", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "train 367, val 101, test 233" in result.stdout
+    layout = describe(out)
+    assert layout.kind == "plain" and layout.num_classes == 11
+    assert layout.class_names[0] == "Sky" and layout.class_names[-1] == "Bicyclist"
+    assert layout.colors[3].tolist() == [128, 64, 128]  # Road
+    assert [len(layout.split_ids(s)) for s in ("train", "val", "test")] == [367, 101, 233]
+    name = layout.split_ids("test")[0]
+    source = np.array(Image.open(camvid_src / "testannot" / f"{name}.png"))
+    converted = np.array(Image.open(out / "masks" / f"{name}.png"))
+    np.testing.assert_array_equal(converted, np.where(source == 11, IGNORE_INDEX, source))
+    assert (out / "images" / f"{name}.png").read_bytes() == (camvid_src / "test" / f"{name}.png").read_bytes()
+
+
+def test_camvid_label_outside_the_classes_stops_before_writing(camvid_src, tmp_path):
+    src = small_camvid_src(camvid_src, tmp_path / "src", per_split=2)
+    (src / "valannot").unlink()
+    (src / "valannot").mkdir()
+    for line in (src / "val.txt").read_text().splitlines():
+        name = Path(line.split()[1]).name
+        mask = np.array(Image.open(camvid_src / "valannot" / name))
+        mask[0, 0] = 12
+        Image.fromarray(mask).save(src / "valannot" / name)
+    out = tmp_path / "out"
+    result = run_script("tools/camvid.py", "--src", str(src), "--data_dir", str(out))
+    assert result.returncode == 2 and "[12]" in result.stderr and "valannot" in result.stderr
+    assert not out.exists()

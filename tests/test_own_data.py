@@ -1,0 +1,101 @@
+"""Your own data: a labelme export, a CVAT export and CamVid train, evaluate and predict with only
+--data_dir changed; metrics, checkpoints and colours follow the data set's classes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from layouts import describe
+from tests.helpers import OWN_CLASSES, cvat_export, labelme_export, run_script
+from tests.test_layouts import CAMVID, small_camvid_src
+from tests.test_main import assert_user_error, last_json, train
+
+
+def train_evaluate_predict(data, tmp_path, *extra):
+    """A 2-epoch run, --eval_only of its checkpoint, and tools/predict.py on its val images."""
+    result = train(data, tmp_path, *extra)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "exp" / "run"
+    evaluated = run_script(
+        "main.py", "--data_dir", str(data), "--resume", str(run_dir / "last.pth"), "--eval_only", *extra
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    layout = describe(data)
+    val_ids = (run_dir / "splits" / "val.txt").read_text().split()
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for image_id in val_ids:
+        (inputs / layout.image_path(image_id).name).symlink_to(layout.image_path(image_id))
+    predicted = run_script(
+        "tools/predict.py", "--checkpoint", str(run_dir / "best.pth"), "--input", str(inputs),
+        "--output", str(tmp_path / "predictions"),
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    return result, last_json(evaluated.stdout), val_ids
+
+
+@pytest.mark.parametrize("export", [labelme_export, cvat_export])
+def test_an_export_trains_evaluates_and_predicts_in_its_own_classes(tmp_path, export):
+    data = export(tmp_path / "data", count=20)
+    layout = describe(data)
+    result, printed, val_ids = train_evaluate_predict(data, tmp_path)
+
+    run_dir = tmp_path / "exp" / "run"
+    assert f"{len(val_ids)} val images (val held out by hash)" in result.stdout
+    train_ids = (run_dir / "splits" / "train.txt").read_text().split()
+    assert sorted(train_ids + val_ids) == sorted(layout.all_ids()) and len(val_ids) >= 1
+    logged = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert list(logged["iou"]) == list(printed["iou"]) == list(layout.class_names)
+    assert printed["mean_iou"] == pytest.approx(logged["mean_iou"], abs=1e-9)
+    checkpoint = torch.load(run_dir / "best.pth", weights_only=True)
+    assert checkpoint["classes"] == layout.class_table()
+    assert checkpoint["model_config"]["num_classes"] == len(OWN_CLASSES)
+    for image_id in val_ids:
+        with Image.open(tmp_path / "predictions" / f"{image_id}.png") as mask:
+            assert mask.getpalette()[: 3 * len(OWN_CLASSES)] == layout.colors.ravel().tolist()
+            assert np.array(mask).max() < len(OWN_CLASSES)
+
+
+def test_camvid_trains_evaluates_a_test_list_and_predicts(tmp_path):
+    if not CAMVID.is_dir():
+        pytest.skip(f"real CamVid files not found at {CAMVID}")
+    src = small_camvid_src(CAMVID, tmp_path / "src", per_split=4)
+    data = tmp_path / "camvid"
+    converted = run_script("tools/camvid.py", "--src", str(src), "--data_dir", str(data))
+    assert converted.returncode == 0, converted.stderr
+    _, printed, _ = train_evaluate_predict(data, tmp_path, "--val_size", "512", "--epochs", "1")
+    assert list(printed["iou"]) == list(describe(data).class_names)
+    tested = run_script(
+        "main.py", "--data_dir", str(data), "--resume", str(tmp_path / "exp/run/last.pth"),
+        "--eval_only", "--val_split", "test", "--val_size", "512",
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stderr
+    assert 0 <= last_json(tested.stdout)["pixel_accuracy"] <= 1
+    colors = describe(data).colors
+    predicted = np.array(Image.open(next((tmp_path / "predictions").iterdir())).convert("RGB"))
+    assert {tuple(c) for c in predicted.reshape(-1, 3)} <= {tuple(c) for c in colors}
+
+
+def test_resuming_with_another_data_sets_classes_names_both(tmp_path, tmp_path_factory):
+    labelme = labelme_export(tmp_path / "labelme", count=12)
+    assert train(labelme, tmp_path, "--epochs", "1").returncode == 0
+    cvat = cvat_export(tmp_path / "cvat", count=12)
+    result = train(cvat, tmp_path, "--resume", str(tmp_path / "exp/run/last.pth"), name="other")
+    assert_user_error(result, "last.pth", "_background_", str(cvat), "background, road")
+
+
+def test_a_bad_mask_exits_2_before_anything_is_written(tmp_path):
+    data = labelme_export(tmp_path / "data", count=12)
+    path = data / "SegmentationClassPNG" / "img_007.png"
+    with Image.open(path) as mask:
+        values = np.array(mask)
+        palette = mask.getpalette()
+    values[3, 3] = 9
+    bad = Image.fromarray(values, mode="P")
+    bad.putpalette(palette)
+    bad.save(path)
+    assert_user_error(train(data, tmp_path), str(path), "[9]")
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "tb").exists()
