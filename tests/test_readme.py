@@ -3,7 +3,9 @@
 import re
 import shlex
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from main import get_args_parser
 from tests.helpers import ROOT
@@ -47,7 +49,8 @@ def test_main_commands_use_existing_flags_that_parse():
 
 
 @pytest.mark.parametrize(
-    "script", ["tools/voc.py", "tools/predict.py", "tools/figures.py", "tools/benchmark.py"]
+    "script",
+    ["tools/voc.py", "tools/camvid.py", "tools/predict.py", "tools/figures.py", "tools/benchmark.py"],
 )
 def test_tool_commands_exist_and_use_their_flags(script):
     found = list(commands(script))
@@ -56,3 +59,23 @@ def test_tool_commands_exist_and_use_their_flags(script):
     for args in found:
         for flag in (a for a in args if a.startswith("--")):
             assert f'"{flag}"' in source, (script, flag)
+
+
+def test_the_plain_layout_conversion_example_writes_a_loadable_data_set(tmp_path, monkeypatch):
+    from layouts import describe
+
+    example = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if 'Path("my_images")' in b)
+    (tmp_path / "my_images").mkdir()
+    (tmp_path / "my_masks").mkdir()
+    colours = np.zeros((20, 30, 3), dtype=np.uint8)
+    colours[5:10, 5:20] = (255, 0, 0)
+    colours[0, 0] = (9, 9, 9)  # a colour of no class: void
+    Image.fromarray(np.full((20, 30, 3), 90, dtype=np.uint8)).save(tmp_path / "my_images/a.jpg")
+    Image.fromarray(colours).save(tmp_path / "my_masks/a.png")
+    monkeypatch.chdir(tmp_path)
+    exec(example, {})
+    layout = describe(tmp_path / "data/cracks")
+    assert layout.kind == "plain" and layout.class_names == ("background", "crack")
+    mask = layout.read_mask(layout.mask_path("a"))
+    assert mask[0, 0] == 255 and (mask[5:10, 5:20] == 1).all() and mask[15, 25] == 0
+    assert layout.all_ids() == ["a"] and layout.split_ids("val") == ["a"]  # the one image is held out
