@@ -33,7 +33,7 @@ class SegmentationDataset(Dataset):
 
     train=True: random scale, crop_size x crop_size random crop (padded with image 0 / mask 255 where
     the scaled image is smaller), horizontal flip; every draw depends on (seed, epoch, index) only.
-    train=False: the full image at the top left of a val_size x val_size canvas, mask 255 elsewhere.
+    train=False: the whole image and mask at their own size, as tools/predict.py predicts them.
     Items are (image uint8 3xHxW RGB, mask uint8 HxW). split=None: the layout's training split
     ("trainaug" for VOC-aug, "train" otherwise) when train=True, else "val".
     """
@@ -46,7 +46,6 @@ class SegmentationDataset(Dataset):
         crop_size: int = 320,
         scale: tuple[float, float] = (0.5, 2.0),
         seed: int = 0,
-        val_size: int = 512,
     ) -> None:
         self.layout = layout = data_dir if isinstance(data_dir, DataLayout) else describe(data_dir)
         self.split = split or (layout.train_split if train else "val")
@@ -69,7 +68,6 @@ class SegmentationDataset(Dataset):
         self.crop_size = crop_size
         self.scale = scale
         self.seed = seed
-        self.val_size = val_size
         # Shared memory, so that persistent loader workers see set_epoch without being restarted.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -100,7 +98,7 @@ class SegmentationDataset(Dataset):
             if rng.random() < 0.5:
                 image, mask = image[:, ::-1], mask[:, ::-1]
         else:
-            image, mask = self._on_canvas(index)
+            image, mask = self._whole(index)
         image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return image, torch.from_numpy(np.ascontiguousarray(mask))
 
@@ -154,45 +152,41 @@ class SegmentationDataset(Dataset):
         out_mask[top - y0 : bottom - y0, left - x0 : right - x0] = mask[np.ix_(rows, cols)]
         return out_image, out_mask
 
-    def _on_canvas(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _whole(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image, mask = self._open(index)
-        height, width = mask.shape
-        if height > self.val_size or width > self.val_size:
-            raise UserError(
-                f"image {self.images[index]} is {height}x{width}, larger than the "
-                f"{self.val_size}x{self.val_size} validation canvas: raise --val_size to a multiple "
-                f"of 16 >= {max(height, width)}"
-            )
         try:
-            pixels = np.asarray(to_rgb(image))
+            return np.asarray(to_rgb(image)), mask
         except OSError as error:
             raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
-        out_image = np.zeros((self.val_size, self.val_size, 3), dtype=np.uint8)
-        out_mask = np.full((self.val_size, self.val_size), IGNORE_INDEX, dtype=np.uint8)
-        out_image[:height, :width] = pixels
-        out_mask[:height, :width] = mask
-        return out_image, out_mask
+
+    def image_sizes(self, threads: int = 8) -> list[tuple[int, int]]:
+        """(height, width) of every image, from the file headers."""
+
+        def size(path: Path) -> tuple[int, int]:
+            try:
+                with Image.open(path) as image:
+                    return image.height, image.width
+            except OSError as error:
+                raise UserError(f"cannot read image {path}: {error}") from None
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(size, self.images))
 
 
 VOCSegmentation = SegmentationDataset  # the name of SPEC section 3 and of existing scripts
 
 
 class ShardSampler(Sampler[int]):
-    """This rank's share of range(size): shuffled by (seed, epoch) and cut to equal shards for training;
-    in order and without padding for validation, so every image is evaluated exactly once."""
+    """Training: this rank's share of range(size), shuffled by (seed, epoch) and cut to equal shards."""
 
-    def __init__(
-        self, size: int, rank: int = 0, world_size: int = 1, shuffle: bool = False, seed: int = 0
-    ) -> None:
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:
         self.size, self.rank, self.world_size = size, rank, world_size
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _indices(self) -> list[int]:
-        if not self.shuffle:
-            return list(range(self.rank, self.size, self.world_size))
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator).tolist()
         per_rank = self.size // self.world_size  # drop the remainder: equal step counts on every rank
@@ -202,9 +196,28 @@ class ShardSampler(Sampler[int]):
         return iter(self._indices())
 
     def __len__(self) -> int:
-        if self.shuffle:
-            return self.size // self.world_size
-        return len(range(self.rank, self.size, self.world_size))
+        return self.size // self.world_size
+
+
+class SameSizeBatches(Sampler[list[int]]):
+    """Validation batches: the indices of equal-size images together (at most batch_size a batch), in
+    order of first appearance; this rank takes batches rank, rank + world_size, ... so every image is
+    evaluated exactly once. A prediction never depends on which other images share its batch."""
+
+    def __init__(
+        self, sizes: list[tuple[int, int]], batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, size in enumerate(sizes):
+            groups.setdefault(size, []).append(index)
+        batches = [g[i : i + batch_size] for g in groups.values() for i in range(0, len(g), batch_size)]
+        self.batches = batches[rank::world_size]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def distributed_rank_and_size() -> tuple[int, int]:
@@ -215,24 +228,30 @@ def distributed_rank_and_size() -> tuple[int, int]:
 
 def make_loader(dataset: SegmentationDataset, batch_size: int, num_workers: int, seed: int = 0) -> DataLoader:
     """Training loader (dataset.train) shuffles by (seed, epoch) and drops the last partial batch, since
-    BatchNorm cannot use a batch of one; validation loader keeps order and every image. Both shard
-    across processes under torch.distributed. Call `set_epoch(loader, epoch)` before each epoch."""
+    BatchNorm cannot use a batch of one; validation loader batches equal-size images and keeps every
+    image. Both shard across processes under torch.distributed. Call `set_epoch(loader, epoch)` before
+    each training epoch."""
     rank, world_size = distributed_rank_and_size()
-    sampler = ShardSampler(len(dataset), rank, world_size, shuffle=dataset.train, seed=seed)
+    if dataset.train:
+        batching = {
+            "batch_size": batch_size,
+            "sampler": ShardSampler(len(dataset), rank, world_size, seed=seed),
+            "drop_last": True,
+        }
+    else:
+        batching = {"batch_sampler": SameSizeBatches(dataset.image_sizes(), batch_size, rank, world_size)}
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+        **batching,
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
-        drop_last=dataset.train,
         persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
     )
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Select the epoch's shuffle and augmentation draws; call before iterating the loader."""
+    """Select the epoch's shuffle and augmentation draws; call before iterating a training loader."""
     loader.sampler.set_epoch(epoch)
     loader.dataset.set_epoch(epoch)
 

@@ -205,7 +205,7 @@ class DataLayout:
                             f"does not list: {self.fix}"
                         )
                     return mask
-                mask = np.asarray(image)
+                mask = np.array(image)
         except OSError as error:
             raise UserError(f"cannot read mask {path}: {error}; {self.fix}") from None
         if mask.ndim != 2:

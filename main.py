@@ -21,7 +21,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -33,11 +32,13 @@ from model import UNet, fused_for_inference
 from utils import (
     UserError,
     autocast,
+    broadcast_buffers,
     init_distributed,
     load_checkpoint,
     save_atomically,
     seed_everything,
     select_amp,
+    select_channels_last,
     select_device,
     user_error_message,
     write_text_atomically,
@@ -49,7 +50,6 @@ DEMO_DEFAULTS = {  # --demo: a small U-Net on tools/demo_data.py's images, a few
     "batch_size": 8,
     "crop_size": 96,
     "scale": (0.75, 1.5),
-    "val_size": 192,
     "base_channels": 16,
     "optimizer": "adamw",
     "lr": 3e-3,
@@ -88,9 +88,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--val_split", default="val", help="the split list validated on (e.g. test, with --eval_only)"
-    )
-    parser.add_argument(
-        "--val_size", type=int, default=512, help="side of the square validation canvas (multiple of 16)"
     )
     parser.add_argument(
         "--num_workers",
@@ -164,8 +161,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(**DEMO_DEFAULTS)
         args = parser.parse_args(argv)
         args.data_dir = str(Path(args.data_dir) / "demo")
-    if args.val_size % 16:
-        parser.error(f"--val_size must be a multiple of 16, got {args.val_size}")
     if args.eval_only and not args.resume:
         parser.error("--eval_only needs --resume PATH (the checkpoint to evaluate)")
     return args
@@ -184,7 +179,7 @@ def prepare_demo_data(data_dir: Path) -> None:
 
 
 def get_val_dataset(layout: DataLayout, args: argparse.Namespace) -> SegmentationDataset:
-    val = SegmentationDataset(layout, args.val_split, train=False, val_size=args.val_size)
+    val = SegmentationDataset(layout, args.val_split, train=False)
     val.scan_masks()  # a bad mask stops the run here, before anything is written
     return val
 
@@ -317,25 +312,15 @@ def prediction_rows(
     model, dataset: SegmentationDataset, device, amp_dtype, channels_last: bool, count: int
 ) -> list:
     """(image, ground truth, prediction) as HxWx3 uint8 arrays in the data set's colours, for the first
-    `count` validation images, each cropped from its canvas to the image's own size."""
+    `count` validation images, each predicted at its own size as evaluate and tools/predict.py do."""
     model.eval()
     colors = dataset.layout.colors
     rows = []
     for i in range(min(count, len(dataset))):
         image, mask = dataset[i]
-        with Image.open(dataset.images[i]) as original:
-            width, height = original.size
-        x = normalize(image[None], device, channels_last)
         with autocast(device, amp_dtype):
-            pred = model(x).argmax(1)[0].cpu().numpy()
-        picture = image.permute(1, 2, 0).numpy()
-        rows.append(
-            (
-                picture[:height, :width],
-                colorize(mask.numpy()[:height, :width], colors),
-                colorize(pred[:height, :width], colors),
-            )
-        )
+            pred = model(normalize(image[None], device, channels_last)).argmax(1)[0].cpu().numpy()
+        rows.append((image.permute(1, 2, 0).numpy(), colorize(mask.numpy(), colors), colorize(pred, colors)))
     return rows
 
 
@@ -388,9 +373,7 @@ def setup(args: argparse.Namespace) -> tuple[torch.device, int]:
     device = select_device(args.device, local_rank)
     seed_everything(args.seed, args.deterministic)
     args.amp_dtype = select_amp(args.amp, device)
-    args.channels_last_on = args.channels_last == "on" or (
-        args.channels_last == "auto" and args.amp_dtype is not None
-    )
+    args.channels_last_on = select_channels_last(args.channels_last, args.amp_dtype)
     if args.num_workers < 0:
         # On a CPU the workers would take cores from the compute threads: load in the main process.
         args.num_workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
@@ -511,6 +494,7 @@ def main(args: argparse.Namespace) -> None:
         step = train_one_epoch(
             train_model, optimizer, scheduler, scaler, train_loader, device, epoch, step, args, writer
         )
+        broadcast_buffers(model)  # every process now holds the checkpoint's BatchNorm statistics
         validate = (epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs
         metrics = None
         if validate:

@@ -54,6 +54,15 @@ def init_distributed() -> tuple[int, int, int]:
     return rank, local_rank, world_size
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every process; no-op without
+    torch.distributed. DDP broadcasts them only at the start of each forward, so after an epoch each
+    process holds the statistics of its own last batch, and only rank 0's are saved."""
+    if dist.is_available() and dist.is_initialized():
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
 @contextlib.contextmanager
 def replaced_atomically(path: Path, tag: str = ""):
     """Yields a temporary path beside `path` to write; when the block succeeds it is renamed to `path`,
@@ -143,6 +152,11 @@ def select_amp(choice: str, device: torch.device) -> torch.dtype | None:
             else None
         )
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+
+
+def select_channels_last(choice: str, amp_dtype: torch.dtype | None) -> bool:
+    """NHWC memory format for --channels_last on, or for auto with mixed precision (where it pays)."""
+    return choice == "on" or (choice == "auto" and amp_dtype is not None)
 
 
 def autocast(device: torch.device, amp_dtype: torch.dtype | None):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dataset import ShardSampler, VOCSegmentation, make_loader, set_epoch, to_device
+from dataset import SameSizeBatches, ShardSampler, VOCSegmentation, make_loader, set_epoch, to_device
 from layouts import IGNORE_INDEX, VOC_PALETTE
 from tests.helpers import prepared_demo, prepared_tree
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
@@ -144,7 +144,7 @@ def test_training_loader_drops_the_last_partial_batch(tmp_path_factory):
 
 
 def test_train_shards_are_disjoint_and_equal_and_reshuffle_each_epoch():
-    shards = [ShardSampler(23, rank, 3, shuffle=True, seed=0) for rank in range(3)]
+    shards = [ShardSampler(23, rank, 3, seed=0) for rank in range(3)]
     seen = [list(s) for s in shards]
     assert [len(s) for s in seen] == [7, 7, 7] == [len(s) for s in shards]
     assert len(set().union(*seen)) == 21
@@ -153,28 +153,32 @@ def test_train_shards_are_disjoint_and_equal_and_reshuffle_each_epoch():
     assert [list(s) for s in shards] != seen
 
 
-def test_val_shards_cover_every_image_exactly_once():
-    shards = [list(ShardSampler(10, rank, 3, shuffle=False)) for rank in range(3)]
-    assert sorted(sum(shards, [])) == list(range(10))
+def test_val_batches_hold_equal_sizes_and_cover_every_image_exactly_once():
+    sizes = [(5, 7), (6, 6), (5, 7), (5, 7), (6, 6), (9, 1), (5, 7), (5, 7), (6, 6), (5, 7)]
+    shards = [list(SameSizeBatches(sizes, 3, rank, 2)) for rank in range(2)]
+    batches = shards[0] + shards[1]
+    assert sorted(i for batch in batches for i in batch) == list(range(10))
+    assert all(len(batch) <= 3 and len({sizes[i] for i in batch}) == 1 for batch in batches)
+    assert len(batches) == 2 + 1 + 1  # six (5, 7), three (6, 6), one (9, 1)
 
 
-def test_validation_items_sit_on_a_void_canvas(tmp_path):
-    image = np.full((30, 45, 3), 120, dtype=np.uint8)
-    root = prepared_tree(tmp_path, {"a": (image, np.full((30, 45), 3))}, {"val": ["a"]})
-    image, mask = VOCSegmentation(root, "val", train=False, val_size=64)[0]
-    assert image.shape == (3, 64, 64) and mask.shape == (64, 64)
-    assert (
-        (mask[:30, :45] == 3).all()
-        and (mask[30:] == IGNORE_INDEX).all()
-        and (mask[:, 45:] == IGNORE_INDEX).all()
-    )
-    assert (image[:, 30:] == 0).all()
+def test_validation_items_are_whole_images_at_their_own_size(tmp_path):
+    pixels = np.full((30, 45, 3), 120, dtype=np.uint8)
+    root = prepared_tree(tmp_path, {"a": (pixels, np.full((30, 45), 3))}, {"val": ["a"]})
+    image, mask = VOCSegmentation(root, "val", train=False)[0]
+    assert image.shape == (3, 30, 45) and mask.shape == (30, 45) and (mask == 3).all()
+    assert (image.int() - 120).abs().max() <= 2  # JPEG
 
 
-def test_image_larger_than_the_canvas_names_the_flag(tmp_path):
-    root = prepared_tree(tmp_path, {"big": (np.zeros((70, 20, 3)), np.zeros((70, 20)))}, {"val": ["big"]})
-    with pytest.raises(UserError, match=r"big\.jpg.*--val_size"):
-        VOCSegmentation(root, "val", train=False, val_size=64)[0]
+def test_validation_loader_batches_images_of_equal_size(tmp_path):
+    samples = {
+        f"s{k}": (np.zeros((20, 30 if k % 2 else 40, 3)), np.zeros((20, 30 if k % 2 else 40)))
+        for k in range(7)
+    }
+    root = prepared_tree(tmp_path, samples, {"val": list(samples)})
+    loader = make_loader(VOCSegmentation(root, "val", train=False), 3, 0)
+    shapes = [tuple(images.shape) for images, _ in loader]
+    assert sorted(shapes) == [(1, 3, 20, 40), (3, 3, 20, 30), (3, 3, 20, 40)]
 
 
 def test_missing_split_file_points_to_tools_voc(tmp_path):
@@ -207,7 +211,7 @@ def test_truncated_image_is_named(tmp_path):
     path = root / "VOCdevkit/VOC2012/JPEGImages/a.jpg"
     path.write_bytes(path.read_bytes()[:400])
     with pytest.raises(UserError, match=r"a\.jpg"):
-        VOCSegmentation(root, "val", train=False, val_size=64)[0]
+        VOCSegmentation(root, "val", train=False)[0]
 
 
 def test_image_and_mask_size_mismatch_is_named(tmp_path):
@@ -245,10 +249,10 @@ def test_real_voc_and_sbd_samples_load(tmp_path, samples):
     (voc / "ImageSets/Segmentation/val.txt").write_text("2007_000129\n")
     (voc / "ImageSets/Segmentation/trainaug.txt").write_text("2008_000051\n2008_000195\n")
 
-    image, mask = VOCSegmentation(tmp_path, "val", train=False, val_size=512)[0]
+    image, mask = VOCSegmentation(tmp_path, "val", train=False)[0]
     reference = np.array(Image.open(samples / "SegmentationClassAug-reference/2007_000129.png"))
-    assert image.shape == (3, 512, 512) and (image[:, :500, :334] > 0).any()
-    np.testing.assert_array_equal(mask[:500, :334].numpy(), reference)
+    assert image.shape == (3, 500, 334) and (image > 0).any()
+    np.testing.assert_array_equal(mask.numpy(), reference)
     train = VOCSegmentation(tmp_path, "trainaug", train=True, crop_size=320)
     for i in range(2):
         image, mask = train[i]

@@ -22,8 +22,6 @@ SMALL = [
     "4",
     "--crop_size",
     "48",
-    "--val_size",
-    "192",
     "--base_channels",
     "4",
     "--num_workers",
@@ -109,7 +107,7 @@ def test_run_figures_are_drawn_from_the_event_files_and_checkpoint(finished, tmp
     scalars = read_scalars(out / "tb" / "run")
     assert len(scalars["val/mean_iou"][0]) == 2
     draw_curves(scalars, tmp_path / "curves.png", "test")
-    draw_predictions(out / "exp/run/best.pth", str(data), 192, tmp_path / "predictions.png", count=2)
+    draw_predictions(out / "exp/run/best.pth", str(data), tmp_path / "predictions.png", count=2)
     assert (
         Image.open(tmp_path / "curves.png").width > 400
         and Image.open(tmp_path / "predictions.png").height > 200
@@ -126,8 +124,6 @@ def test_eval_only_prints_the_metrics_that_were_logged(finished):
         "--resume",
         str(out / "exp/run/last.pth"),
         "--eval_only",
-        "--val_size",
-        "192",
         "--num_workers",
         "0",
     )
@@ -211,6 +207,13 @@ def test_torchrun_two_cpu_processes_train_and_evaluate_like_one(finished, tmp_pa
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(tmp_path / "exp/ddp/last.pth", weights_only=True)["step"] == 24 // (2 * 2)
+    logged = json.loads((tmp_path / "exp/ddp/metrics.jsonl").read_text().splitlines()[-1])
+    saved = run_script(
+        *"main.py --num_workers 0 --eval_only --data_dir".split(), str(data),
+        "--resume", str(tmp_path / "exp/ddp/last.pth"),
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert logged["mean_iou"] == last_json(saved.stdout)["mean_iou"]  # the saved model's numbers
 
     checkpoint = str(out / "exp/run/last.pth")
     evaluate = [
@@ -220,8 +223,6 @@ def test_torchrun_two_cpu_processes_train_and_evaluate_like_one(finished, tmp_pa
         "--resume",
         checkpoint,
         "--eval_only",
-        "--val_size",
-        "192",
         "--num_workers",
         "0",
         "--batch_size",

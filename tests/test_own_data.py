@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from layouts import describe
-from tests.helpers import OWN_CLASSES, cvat_export, labelme_export, run_script
+from metrics import ConfusionMatrix
+from tests.helpers import OWN_CLASSES, cvat_export, labelme_export, plain_layout, run_script
 from tests.test_layouts import CAMVID, small_camvid_src
 from tests.test_main import assert_user_error, last_json, train
 
@@ -66,11 +67,11 @@ def test_camvid_trains_evaluates_a_test_list_and_predicts(tmp_path):
     data = tmp_path / "camvid"
     converted = run_script("tools/camvid.py", "--src", str(src), "--data_dir", str(data))
     assert converted.returncode == 0, converted.stderr
-    _, printed, _ = train_evaluate_predict(data, tmp_path, "--val_size", "512", "--epochs", "1")
+    _, printed, _ = train_evaluate_predict(data, tmp_path, "--epochs", "1")
     assert list(printed["iou"]) == list(describe(data).class_names)
     tested = run_script(
         "main.py", "--data_dir", str(data), "--resume", str(tmp_path / "exp/run/last.pth"),
-        "--eval_only", "--val_split", "test", "--val_size", "512",
+        "--eval_only", "--val_split", "test",
     )  # fmt: skip
     assert tested.returncode == 0, tested.stderr
     assert 0 <= last_json(tested.stdout)["pixel_accuracy"] <= 1
@@ -99,3 +100,30 @@ def test_a_bad_mask_exits_2_before_anything_is_written(tmp_path):
     bad.save(path)
     assert_user_error(train(data, tmp_path), str(path), "[9]")
     assert not (tmp_path / "exp").exists() and not (tmp_path / "tb").exists()
+
+
+def test_eval_only_scores_exactly_what_predict_writes(tmp_path):
+    data = plain_layout(tmp_path / "data", {"train": 8, "val": 6})
+    assert train(data, tmp_path, "--epochs", "1").returncode == 0
+    evaluated = run_script(
+        *"main.py --batch_size 4 --eval_only --data_dir".split(), str(data),
+        "--resume", str(tmp_path / "exp/run/last.pth"),
+    )  # fmt: skip
+    predicted = run_script(
+        *"tools/predict.py --batch_size 1 --checkpoint".split(), str(tmp_path / "exp/run/last.pth"),
+        "--input", str(data / "images"), "--output", str(tmp_path / "predictions"),
+    )  # fmt: skip
+    assert evaluated.returncode == 0 and predicted.returncode == 0, evaluated.stderr + predicted.stderr
+    confusion = ConfusionMatrix(len(OWN_CLASSES))
+    for image_id in (data / "splits" / "val.txt").read_text().split():
+        prediction = np.array(Image.open(tmp_path / "predictions" / f"{image_id}.png"))
+        truth = np.array(Image.open(data / "masks" / f"{image_id}.png"))
+        confusion.update(torch.from_numpy(prediction), torch.from_numpy(truth))
+    from_pngs = confusion.compute()
+    printed = last_json(evaluated.stdout)
+    assert printed["pixel_accuracy"] == from_pngs["pixel_accuracy"]
+    assert (
+        printed["mean_iou"] == from_pngs["mean_iou"]
+        and printed["mean_accuracy"] == from_pngs["mean_accuracy"]
+    )
+    assert list(printed["iou"].values()) == [None if np.isnan(v) else v for v in from_pngs["iou"]]

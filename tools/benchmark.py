@@ -42,7 +42,6 @@ RUN_SHAPE = (
     ("--batch_size", int, 8),
     ("--crop_size", int, 96),
     ("--base_channels", int, 16),
-    ("--val_size", int, 192),
     ("--lr", float, 3e-3),
 )
 RUN_SCALE = (0.75, 1.5)  # the demo's random scale range (main.DEMO_DEFAULTS)
@@ -304,7 +303,7 @@ def model_step_setting(device, precision: str, memory_format: str, compiled: str
 
 
 def validation_setting(device, precision: str, memory_format: str, args):
-    """One validation batch as main.py runs it: the folded-BatchNorm model on val_size canvases in the
+    """One validation batch as main.py runs it: the folded-BatchNorm model on val_size images in the
     autocast precision, argmax and the confusion matrix on the device. Returns a function for it."""
     from model import fused_for_inference
     from utils import autocast
@@ -363,7 +362,7 @@ def bench_model(args: argparse.Namespace) -> dict:
         f"base_channels {args.base_channels}; median of {args.rounds} rounds of {args.steps} steps"
     )
     print_table(rows)
-    print(f"\nvalidation on {args.val_size}x{args.val_size} canvases, batch {args.batch_size}:")
+    print(f"\nvalidation on {args.val_size}x{args.val_size} images, batch {args.batch_size}:")
     print_table(val_rows)
     return {
         "benchmark": "model",
@@ -439,7 +438,7 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
     model = UNet(base_channels=args.base_channels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     train = SegmentationDataset(data_dir, "trainaug", train=True, crop_size=args.crop_size)
-    val = SegmentationDataset(data_dir, "val", train=False, val_size=args.val_size)
+    val = SegmentationDataset(data_dir, "val", train=False)
     rng = np.random.default_rng(0)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -459,11 +458,9 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
         model.eval()
         confusion = ConfusionMatrix()
         with torch.no_grad():
-            for start in range(0, len(val), args.batch_size):
-                items = [val[i] for i in range(start, min(start + args.batch_size, len(val)))]
-                images = (torch.stack([i for i, _ in items]).float() / 255 - mean) / std
-                masks = torch.stack([m for _, m in items]).long()
-                confusion.update(model(images).argmax(1), masks)
+            for image, mask in (val[i] for i in range(len(val))):  # one at a time: sizes differ
+                images = (image[None].float() / 255 - mean) / std
+                confusion.update(model(images).argmax(1)[0], mask.long())
     return confusion.compute()["mean_iou"]
 
 
@@ -583,7 +580,9 @@ def main() -> None:
         mode.add_argument(
             "--peak_tflops", type=float, default=0, help="bf16 peak of the GPU, if not in the table"
         )
-        mode.add_argument("--val_size", type=int, default=512, help="validation canvas side")
+        mode.add_argument(
+            "--val_size", type=int, default=512, help="side of the synthetic square validation images"
+        )
         if name == "train":
             mode.add_argument("--num_workers", type=int, default=8)
             mode.add_argument("--images", type=int, default=400, help="generated 500x375 images")

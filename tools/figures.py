@@ -140,13 +140,13 @@ def draw_curves(scalars: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def draw_predictions(checkpoint_path: Path, data_dir: str, val_size: int, path: Path, count: int = 6) -> None:
+def draw_predictions(checkpoint_path: Path, data_dir: str, path: Path, count: int = 6) -> None:
     from main import prediction_rows
     from tools.predict import load_model
 
     device = select_device("auto", 0)
     model, _ = load_model(checkpoint_path, device)
-    val = SegmentationDataset(data_dir, "val", train=False, val_size=val_size)
+    val = SegmentationDataset(data_dir, "val", train=False)
     rows = prediction_rows(model, val, device, select_amp("auto", device), False, count)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
     for k, row in enumerate(rows):
@@ -171,7 +171,6 @@ def main() -> None:
     run.add_argument("--save_dir", default="experiments/")
     run.add_argument("--tensorboard_dir", default="runs/")
     run.add_argument("--data_dir", default="data/demo")
-    run.add_argument("--val_size", type=int, default=192)
     args = parser.parse_args()
     ASSETS.mkdir(exist_ok=True)
     if args.figure == "architecture":
@@ -180,9 +179,7 @@ def main() -> None:
     else:
         curves, predictions = ASSETS / f"{args.name}_curves.png", ASSETS / f"{args.name}_predictions.png"
         draw_curves(read_scalars(Path(args.tensorboard_dir) / args.name), curves, f"run '{args.name}'")
-        draw_predictions(
-            Path(args.save_dir) / args.name / "best.pth", args.data_dir, args.val_size, predictions
-        )
+        draw_predictions(Path(args.save_dir) / args.name / "best.pth", args.data_dir, predictions)
         print(f"wrote {curves} and {predictions}")
 
 

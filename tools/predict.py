@@ -32,6 +32,7 @@ from utils import (  # noqa: E402
     load_checkpoint,
     save_image_atomically,
     select_amp,
+    select_channels_last,
     select_device,
 )
 
@@ -67,8 +68,11 @@ def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
     return targets
 
 
-def load_model(checkpoint_path: Path, device: torch.device) -> tuple[UNet, np.ndarray]:
-    """The checkpoint's U-Net, folded for inference on `device`, and its classes' colours (C x 3)."""
+def load_model(
+    checkpoint_path: Path, device: torch.device, channels_last: bool = False
+) -> tuple[UNet, np.ndarray]:
+    """The checkpoint's U-Net, folded for inference on `device` in the memory format main.py validates
+    in, and its classes' colours (C x 3)."""
     checkpoint = load_checkpoint(checkpoint_path)
     names, colors = checkpoint_classes(checkpoint)
     if len(names) != checkpoint["model_config"]["num_classes"]:
@@ -83,14 +87,17 @@ def load_model(checkpoint_path: Path, device: torch.device) -> tuple[UNet, np.nd
         raise UserError(
             f"{checkpoint_path} does not fit the U-Net it describes: {str(error).splitlines()[0]}"
         ) from None
-    return fused_for_inference(model.to(device)), colors
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return fused_for_inference(model.to(device, memory_format=memory_format)), colors
 
 
 @torch.no_grad()
-def predict(model: UNet, images: list[np.ndarray], device: torch.device, amp_dtype) -> list[np.ndarray]:
+def predict(
+    model: UNet, images: list[np.ndarray], device: torch.device, amp_dtype, channels_last: bool = False
+) -> list[np.ndarray]:
     """Same-size RGB uint8 arrays HxWx3 -> class-index arrays HxW (uint8)."""
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    x = normalize(batch, device)
+    x = normalize(batch, device, channels_last)
     with autocast(device, amp_dtype):
         logits = model(x)
     return list(logits.argmax(1).to(torch.uint8).cpu().numpy())
@@ -110,7 +117,8 @@ def write_outputs(
 def run(args: argparse.Namespace) -> int:
     device = select_device(args.device, 0)
     amp_dtype = select_amp(args.amp, device)
-    model, colors = load_model(Path(args.checkpoint), device)
+    channels_last = select_channels_last("auto", amp_dtype)  # as main.py validates
+    model, colors = load_model(Path(args.checkpoint), device, channels_last)
     images = find_images(Path(args.input))
     output = Path(args.output)
     targets = output_paths(images, output)
@@ -142,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                     failed.append((path, str(error)))
                     bar.update(1)
             if decoded:
-                classes = predict(model, [pixels for _, pixels in decoded], device, amp_dtype)
+                classes = predict(model, [pixels for _, pixels in decoded], device, amp_dtype, channels_last)
                 for (path, pixels), path_classes in zip(decoded, classes, strict=True):
                     write_outputs(pixels, path_classes, colors, targets[path], args.overlay)
                 bar.update(len(decoded))
