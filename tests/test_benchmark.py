@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.helpers import run_script
-from tools.benchmark import cpu_runs
+from tools.benchmark import cpu_runs, running_alone
 
 
 def last_json(result) -> dict:
@@ -79,3 +79,9 @@ def test_train_mode_reports_data_end_to_end_and_model():
         "model step alone (synthetic)",
     ]
     assert all(row["images/s"] > 0 for row in rows) and rows[-1]["vs model alone"] == 1.0
+
+
+def test_a_second_benchmark_exits_instead_of_timing_beside_the_first():
+    with running_alone():  # as a benchmark in progress holds it
+        result = run_script("tools/benchmark.py", "voc", "--files", "2")
+    assert result.returncode == 2 and "another tools/benchmark.py is running" in result.stderr

@@ -10,6 +10,8 @@ python tools/benchmark.py cpu     whole main.py runs on a CPU against a plain fp
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import statistics
@@ -550,6 +552,26 @@ def bench_plain(args: argparse.Namespace) -> dict:
     return {"mean_iou": plain_run(Path(args.data_dir), args)}
 
 
+LOCK_PATH = Path(tempfile.gettempdir()) / "unet-benchmark.lock"
+
+
+@contextlib.contextmanager
+def running_alone(path: Path = LOCK_PATH):
+    """Hold an exclusive lock while benchmarking: a second tools/benchmark.py on the machine exits
+    instead of timing beside this one (two PyTorch processes that share the cores both measure wrong)."""
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"error: another tools/benchmark.py is running on this machine (lock {path}): "
+                "wait for it to finish; two benchmarks at once share the cores and time nothing",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        yield
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -609,7 +631,11 @@ def main() -> None:
         "cpu": bench_cpu,
         "plain": bench_plain,
     }
-    result = modes[args.command](args)
+    if args.command == "plain":  # started by `cpu`, which holds the lock
+        result = modes[args.command](args)
+    else:
+        with running_alone():
+            result = modes[args.command](args)
     print(json.dumps(result))
 
 
