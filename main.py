@@ -25,7 +25,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from dataset import SegmentationDataset, make_loader, normalize, set_epoch, to_device
+from dataset import SegmentationDataset, make_loader, set_epoch, to_device
+from inference import add_inference_flags, band_logits, predict_classes
 from layouts import IGNORE_INDEX, DataLayout, check_checkpoint_classes, colorize, describe
 from metrics import ConfusionMatrix
 from model import UNet, fused_for_inference
@@ -136,6 +137,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eval_only", action="store_true", help="validate the --resume checkpoint and print JSON"
     )
+    add_inference_flags(parser)
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds the weights, the shuffle and the augmentation"
     )
@@ -161,6 +163,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(**DEMO_DEFAULTS)
         args = parser.parse_args(argv)
         args.data_dir = str(Path(args.data_dir) / "demo")
+    if args.tta and not args.eval_only:
+        parser.error("--tta applies to --eval_only (validation during training stays plain)")
     if args.eval_only and not args.resume:
         parser.error("--eval_only needs --resume PATH (the checkpoint to evaluate)")
     return args
@@ -277,8 +281,17 @@ def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
 
 
 @torch.no_grad()
+def inference_options(args: argparse.Namespace) -> dict:
+    """How validation predicts (inference.band_logits' options): as tools/predict.py with the same flags."""
+    options = {"amp_dtype": args.amp_dtype, "channels_last": args.channels_last_on, "tile": args.tile}
+    if args.tta:
+        options.update(scales=tuple(args.tta_scales), flip=True)
+    return options
+
+
 def evaluate(model, loader, device, args) -> dict:
-    """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss.
+    """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss; each
+    image predicted whole (or in tiles above --tile) at its own size, as tools/predict.py predicts it.
     Pass fused_for_inference(model): the same numbers as the model in eval mode, faster."""
     model.eval()
     confusion = ConfusionMatrix(loader.dataset.layout.num_classes, IGNORE_INDEX)
@@ -289,12 +302,12 @@ def evaluate(model, loader, device, args) -> dict:
         total=total, desc="val", unit="img", disable=args.rank != 0, dynamic_ncols=True, leave=False
     ) as bar:
         for i, (images, masks) in enumerate(loader):
-            images, masks = to_device(images, masks, device, args.channels_last_on)
-            with autocast(device, args.amp_dtype):
-                logits = model(images)
-            loss_sum += criterion(logits, masks, reduction="sum")
-            pixels += (masks != IGNORE_INDEX).sum()
-            confusion.update(logits.argmax(1), masks)
+            masks = masks.to(device, non_blocking=True).long()
+            for top, bottom, logits in band_logits(model, images, device, **inference_options(args)):
+                rows = masks[:, top:bottom]
+                loss_sum += criterion(logits, rows, reduction="sum")
+                pixels += (rows != IGNORE_INDEX).sum()
+                confusion.update(logits.argmax(1), rows)
             bar.update(len(images) * args.world_size)
             if (i + 1) % args.print_freq == 0:
                 bar.set_postfix(loss=f"{(loss_sum / pixels.clamp(min=1)).item():.4f}")
@@ -308,18 +321,16 @@ def evaluate(model, loader, device, args) -> dict:
 
 
 @torch.no_grad()
-def prediction_rows(
-    model, dataset: SegmentationDataset, device, amp_dtype, channels_last: bool, count: int
-) -> list:
+def prediction_rows(model, dataset: SegmentationDataset, device, count: int, **options) -> list:
     """(image, ground truth, prediction) as HxWx3 uint8 arrays in the data set's colours, for the first
-    `count` validation images, each predicted at its own size as evaluate and tools/predict.py do."""
+    `count` validation images, each predicted at its own size as evaluate and tools/predict.py do
+    (options: those of inference.band_logits)."""
     model.eval()
     colors = dataset.layout.colors
     rows = []
     for i in range(min(count, len(dataset))):
         image, mask = dataset[i]
-        with autocast(device, amp_dtype):
-            pred = model(normalize(image[None], device, channels_last)).argmax(1)[0].cpu().numpy()
+        pred = predict_classes(model, image[None], device, **options)[0].numpy()
         rows.append((image.permute(1, 2, 0).numpy(), colorize(mask.numpy(), colors), colorize(pred, colors)))
     return rows
 
@@ -328,7 +339,7 @@ def prediction_panel(model, dataset: SegmentationDataset, device, args, count: i
     """The rows of prediction_rows side by side and one under another: HxWx3 uint8 for TensorBoard."""
     rows = [
         np.concatenate(row, axis=1)
-        for row in prediction_rows(model, dataset, device, args.amp_dtype, args.channels_last_on, count)
+        for row in prediction_rows(model, dataset, device, count, **inference_options(args))
     ]
     widest = max(r.shape[1] for r in rows)
     return np.concatenate([np.pad(r, ((0, 4), (0, widest - r.shape[1]), (0, 0))) for r in rows])

@@ -135,6 +135,16 @@ def test_eval_only_prints_the_metrics_that_were_logged(finished):
         assert printed[key] == pytest.approx(logged[key], abs=1e-9)
 
 
+def test_eval_only_with_tta_and_tiles_prints_the_metrics(finished):
+    data, out, _ = finished
+    result = run_script(
+        *"main.py --num_workers 0 --eval_only --tta --tile 64 --data_dir".split(), str(data),
+        "--resume", str(out / "exp/run/last.pth"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert 0 <= last_json(result.stdout)["mean_iou"] <= 1
+
+
 def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, tmp_path_factory):
     data = prepared_demo(tmp_path_factory)
     slower = [

@@ -117,3 +117,12 @@ def test_never_overwrites_an_input(tmp_path, checkpoint):
     result = predict(checkpoint, tmp_path, tmp_path)
     assert result.returncode == 2 and "overwrite" in result.stderr
     assert image.read_bytes() == before
+
+
+def test_large_image_in_tiles_with_tta_keeps_its_size(tmp_path, checkpoint):
+    image = write_image(tmp_path / "wide.png", (301, 157))
+    result = predict(
+        checkpoint, image, tmp_path / "out", "--tile", "128", "--tta", "--tta_scales", "0.5", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    assert_class_png(tmp_path / "out/wide.png", (301, 157))

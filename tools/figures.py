@@ -25,7 +25,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import SegmentationDataset  # noqa: E402
 from model import UNet  # noqa: E402
-from utils import select_amp, select_device  # noqa: E402
+from utils import select_amp, select_channels_last, select_device  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BLOCKS = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4", "outc")
@@ -145,9 +145,11 @@ def draw_predictions(checkpoint_path: Path, data_dir: str, path: Path, count: in
     from tools.predict import load_model
 
     device = select_device("auto", 0)
-    model, _ = load_model(checkpoint_path, device)
+    amp_dtype = select_amp("auto", device)
+    channels_last = select_channels_last("auto", amp_dtype)
+    model, _ = load_model(checkpoint_path, device, channels_last)
     val = SegmentationDataset(data_dir, "val", train=False)
-    rows = prediction_rows(model, val, device, select_amp("auto", device), False, count)
+    rows = prediction_rows(model, val, device, count, amp_dtype=amp_dtype, channels_last=channels_last)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
     for k, row in enumerate(rows):
         for ax, panel, title in zip(axes[k], row, ("image", "ground truth", "prediction"), strict=True):

@@ -23,12 +23,12 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dataset import normalize, to_rgb  # noqa: E402
+from dataset import to_rgb  # noqa: E402
+from inference import add_inference_flags, predict_classes  # noqa: E402
 from layouts import IMAGE_SUFFIXES, checkpoint_classes, colorize, palette  # noqa: E402
 from model import UNet, fused_for_inference  # noqa: E402
 from utils import (  # noqa: E402
     UserError,
-    autocast,
     load_checkpoint,
     save_image_atomically,
     select_amp,
@@ -92,15 +92,11 @@ def load_model(
 
 
 @torch.no_grad()
-def predict(
-    model: UNet, images: list[np.ndarray], device: torch.device, amp_dtype, channels_last: bool = False
-) -> list[np.ndarray]:
-    """Same-size RGB uint8 arrays HxWx3 -> class-index arrays HxW (uint8)."""
+def predict(model: UNet, images: list[np.ndarray], device: torch.device, **options) -> list[np.ndarray]:
+    """Same-size RGB uint8 arrays HxWx3 -> class-index arrays HxW (uint8); options as
+    inference.band_logits (amp_dtype, channels_last, tile, scales, flip)."""
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    x = normalize(batch, device, channels_last)
-    with autocast(device, amp_dtype):
-        logits = model(x)
-    return list(logits.argmax(1).to(torch.uint8).cpu().numpy())
+    return list(predict_classes(model, batch, device, **options).numpy())
 
 
 def write_outputs(
@@ -110,7 +106,7 @@ def write_outputs(
     mask.putpalette(palette(colors).tobytes())
     save_image_atomically(mask, target)
     if overlay:
-        blend = (0.5 * image + 0.5 * colorize(classes, colors)).astype(np.uint8)
+        blend = ((image.astype(np.uint16) + colorize(classes, colors)) // 2).astype(np.uint8)
         save_image_atomically(Image.fromarray(blend), target.with_name(f"{target.stem}_overlay.png"))
 
 
@@ -119,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
     amp_dtype = select_amp(args.amp, device)
     channels_last = select_channels_last("auto", amp_dtype)  # as main.py validates
     model, colors = load_model(Path(args.checkpoint), device, channels_last)
+    options = {"amp_dtype": amp_dtype, "channels_last": channels_last, "tile": args.tile}
+    if args.tta:
+        options.update(scales=tuple(args.tta_scales), flip=True)
     images = find_images(Path(args.input))
     output = Path(args.output)
     targets = output_paths(images, output)
@@ -150,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                     failed.append((path, str(error)))
                     bar.update(1)
             if decoded:
-                classes = predict(model, [pixels for _, pixels in decoded], device, amp_dtype, channels_last)
+                classes = predict(model, [pixels for _, pixels in decoded], device, **options)
                 for (path, pixels), path_classes in zip(decoded, classes, strict=True):
                     write_outputs(pixels, path_classes, colors, targets[path], args.overlay)
                 bar.update(len(decoded))
@@ -181,6 +180,7 @@ def main() -> int:
         "--amp", choices=("auto", "off", "bf16", "fp16"), default="auto", help="mixed precision"
     )
     parser.add_argument("--batch_size", type=int, default=8, help="images of equal size segmented together")
+    add_inference_flags(parser)
     args = parser.parse_args()
     try:
         return run(args)

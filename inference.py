@@ -1,0 +1,145 @@
+"""Whole-image prediction, shared by validation (main.py) and tools/predict.py, so both give the same
+classes: any image size at bounded memory (overlapping tiles with blended logits above --tile), and
+test-time augmentation (horizontal flip, scales).
+
+    for top, bottom, logits in band_logits(model, images, device):  # images: uint8 N x 3 x H x W
+        classes[:, top:bottom] = logits.argmax(1)                      # logits: N x C x rows x W
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from dataset import normalize
+from utils import autocast
+
+TILE = 1024  # images up to TILE x TILE are predicted whole; larger ones in overlapping tiles
+TTA_SCALES = (0.75, 1.0, 1.25)  # --tta's default scales, each also flipped horizontally
+
+
+def augmented_logits(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    amp_dtype: torch.dtype | None = None,
+    scales: tuple[float, ...] = (1.0,),
+    flip: bool = False,
+) -> torch.Tensor:
+    """Normalised images N x 3 x H x W -> float32 logits N x C x H x W: the mean of the model's logits
+    over `scales` (bilinear, resized back to H x W) and, with `flip`, their horizontal mirrors."""
+    height, width = images.shape[-2:]
+    total, count = None, 0
+    for scale in scales:
+        scaled = images
+        if scale != 1:
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            scaled = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        for mirrored in (False, True) if flip else (False,):
+            with autocast(images.device, amp_dtype):
+                logits = model(scaled.flip(-1) if mirrored else scaled).float()
+            if mirrored:
+                logits = logits.flip(-1)
+            if scale != 1:
+                logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+            total = logits if total is None else total + logits
+            count += 1
+    return total / count
+
+
+def add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    """--tile, --tta and --tta_scales, the same for main.py --eval_only and tools/predict.py."""
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=TILE,
+        help="predict images larger than TILE x TILE in overlapping tiles, at bounded memory",
+    )
+    parser.add_argument(
+        "--tta", action="store_true", help="test-time augmentation: mean logits over flips and --tta_scales"
+    )
+    parser.add_argument(
+        "--tta_scales",
+        type=float,
+        nargs="+",
+        default=TTA_SCALES,
+        metavar="SCALE",
+        help="image scales of --tta, each also flipped",
+    )
+
+
+def window_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets of windows of `tile` that cover range(length), `stride` apart, the last flush."""
+    if length <= tile:
+        return [0]
+    return [*range(0, length - tile, stride), length - tile]
+
+
+def blend_weights(length: int, overlap: int) -> torch.Tensor:
+    """1-D weights of a tile's pixels: rising linearly over `overlap` pixels at each end, 1 inside."""
+    position = torch.arange(length, dtype=torch.float32)
+    return ((torch.minimum(position, length - 1 - position) + 1) / (overlap + 1)).clamp(max=1)
+
+
+@torch.no_grad()
+def band_logits(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    tile: int = TILE,
+    scales: tuple[float, ...] = (1.0,),
+    flip: bool = False,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """uint8 images N x 3 x H x W -> (top, bottom, float32 logits N x C x (bottom - top) x W) for
+    consecutive bands of rows that cover the images.
+
+    Images up to tile x tile come back whole, in one band. Larger ones are predicted in tile x tile
+    windows overlapping by tile / 4, whose logits are blended with weights that fall off towards each
+    window's edges; a band of rows is given out as soon as no later window reaches it, so memory holds
+    one row of windows, never the logits of the whole image (a band's tensor is reused once the next
+    band is asked for: use it, or copy it, first). Pass model in eval mode (fused_for_inference)."""
+    height, width = images.shape[-2:]
+
+    def predict(window: torch.Tensor) -> torch.Tensor:
+        return augmented_logits(model, normalize(window, device, channels_last), amp_dtype, scales, flip)
+
+    if height <= tile and width <= tile:
+        yield 0, height, predict(images)
+        return
+    overlap = tile // 4
+    rows, cols = window_starts(height, tile, tile - overlap), window_starts(width, tile, tile - overlap)
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    weights = (blend_weights(tile_h, overlap)[:, None] * blend_weights(tile_w, overlap)).to(device)
+    summed = weight_sum = None  # rows top .. top + tile_h of the weighted logits and their weights
+    top = 0
+    for y in rows:
+        if y > top:  # rows above y are complete: no later window reaches them
+            done, kept = y - top, tile_h - (y - top)
+            yield top, y, summed[..., :done, :].div_(weight_sum[:done])
+            summed[..., :kept, :] = summed[..., done:, :].clone()  # clone: the two may overlap
+            summed[..., kept:, :].zero_()
+            weight_sum[:kept] = weight_sum[done:].clone()
+            weight_sum[kept:].zero_()
+            top = y
+        for x in cols:
+            logits = predict(images[..., y : y + tile_h, x : x + tile_w])
+            if summed is None:
+                summed = logits.new_zeros(*logits.shape[:2], tile_h, width)
+                weight_sum = weights.new_zeros(tile_h, width)
+            summed[..., x : x + tile_w].addcmul_(logits, weights)
+            weight_sum[:, x : x + tile_w] += weights
+    yield top, height, summed[..., : height - top, :].div_(weight_sum[: height - top])
+
+
+def predict_classes(
+    model: torch.nn.Module, images: torch.Tensor, device: torch.device, **options
+) -> torch.Tensor:
+    """uint8 images N x 3 x H x W -> class indices N x H x W (uint8, on the CPU); options as band_logits."""
+    classes = torch.empty(images.shape[0], *images.shape[-2:], dtype=torch.uint8)
+    for top, bottom, logits in band_logits(model, images, device, **options):
+        classes[:, top:bottom] = logits.argmax(1).to(torch.uint8).cpu()
+    return classes
