@@ -147,7 +147,7 @@ def draw_predictions(checkpoint_path: Path, data_dir: str, path: Path, count: in
     device = select_device("auto", 0)
     amp_dtype = select_amp("auto", device)
     channels_last = select_channels_last("auto", amp_dtype)
-    model, _ = load_model(checkpoint_path, device, channels_last)
+    model, _, _ = load_model(checkpoint_path, device, channels_last)
     val = SegmentationDataset(data_dir, "val", train=False)
     rows = prediction_rows(model, val, device, count, amp_dtype=amp_dtype, channels_last=channels_last)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)

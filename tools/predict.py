@@ -70,9 +70,9 @@ def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
 
 def load_model(
     checkpoint_path: Path, device: torch.device, channels_last: bool = False
-) -> tuple[UNet, np.ndarray]:
+) -> tuple[UNet, tuple[str, ...], np.ndarray]:
     """The checkpoint's U-Net, folded for inference on `device` in the memory format main.py validates
-    in, and its classes' colours (C x 3)."""
+    in, and its classes' names and colours (C x 3)."""
     checkpoint = load_checkpoint(checkpoint_path)
     names, colors = checkpoint_classes(checkpoint)
     if len(names) != checkpoint["model_config"]["num_classes"]:
@@ -88,7 +88,7 @@ def load_model(
             f"{checkpoint_path} does not fit the U-Net it describes: {str(error).splitlines()[0]}"
         ) from None
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return fused_for_inference(model.to(device, memory_format=memory_format)), colors
+    return fused_for_inference(model.to(device, memory_format=memory_format)), names, colors
 
 
 @torch.no_grad()
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     device = select_device(args.device, 0)
     amp_dtype = select_amp(args.amp, device)
     channels_last = select_channels_last("auto", amp_dtype)  # as main.py validates
-    model, colors = load_model(Path(args.checkpoint), device, channels_last)
+    model, _, colors = load_model(Path(args.checkpoint), device, channels_last)
     options = {"amp_dtype": amp_dtype, "channels_last": channels_last, "tile": args.tile}
     if args.tta:
         options.update(scales=tuple(args.tta_scales), flip=True)

@@ -1,0 +1,66 @@
+"""tools/export.py: the exported graph takes uint8 images of any size and returns the logits that PyTorch
+computes, with the classes in its metadata; it runs without this repository (onnxruntime, torch.jit)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from inference import band_logits
+from model import UNet
+from tests.helpers import run_script
+from tools.predict import load_model
+
+TOLERANCE = 1e-4  # float32 logits of an exported graph against PyTorch's, absolute
+CLASSES = {"names": ["sky", "road", "car"], "colors": [[128, 128, 128], [128, 64, 128], [64, 0, 128]]}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("export") / "best.pth"
+    config = {"in_channels": 3, "num_classes": 3, "base_channels": 4}
+    torch.save({"model": UNet(**config).state_dict(), "model_config": config, "classes": CLASSES}, path)
+    return path
+
+
+def pytorch_logits(checkpoint, images):
+    model, _, _ = load_model(checkpoint, torch.device("cpu"))
+    return next(band_logits(model, torch.from_numpy(images), torch.device("cpu")))[2].numpy()
+
+
+def images_of(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_onnx_matches_pytorch_on_any_size_and_carries_the_classes(checkpoint, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    result = run_script(
+        "tools/export.py", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "m.onnx")
+    )
+    assert result.returncode == 0, result.stderr
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    for shape in [(1, 3, 37, 129), (2, 3, 64, 48)]:
+        images = images_of(shape)
+        (logits,) = session.run(None, {"images": images})
+        assert logits.shape == (shape[0], 3, *shape[2:])
+        np.testing.assert_allclose(logits, pytorch_logits(checkpoint, images), atol=TOLERANCE, rtol=0)
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["class_names"]) == CLASSES["names"]
+    assert json.loads(metadata["colors"]) == CLASSES["colors"]
+
+
+def test_torchscript_matches_pytorch_and_carries_the_classes(checkpoint, tmp_path):
+    output = tmp_path / "m.pt"
+    result = run_script(
+        *"tools/export.py --format torchscript --checkpoint".split(), str(checkpoint), "--output", str(output)
+    )
+    assert result.returncode == 0, result.stderr
+    extra = {"classes.json": ""}
+    scripted = torch.jit.load(str(output), _extra_files=extra)
+    images = images_of((1, 3, 53, 70), seed=1)
+    logits = scripted(torch.from_numpy(images)).detach().numpy()
+    np.testing.assert_allclose(logits, pytorch_logits(checkpoint, images), atol=TOLERANCE, rtol=0)
+    assert json.loads(json.loads(extra["classes.json"])["class_names"]) == CLASSES["names"]
