@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from main import get_args_parser
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_script
 from tools.readme_flags import flag_table
 
 README = (ROOT / "README.md").read_text()
@@ -50,7 +50,14 @@ def test_main_commands_use_existing_flags_that_parse():
 
 @pytest.mark.parametrize(
     "script",
-    ["tools/voc.py", "tools/camvid.py", "tools/predict.py", "tools/figures.py", "tools/benchmark.py"],
+    [
+        "tools/voc.py",
+        "tools/camvid.py",
+        "tools/predict.py",
+        "tools/export.py",
+        "tools/figures.py",
+        "tools/benchmark.py",
+    ],
 )
 def test_tool_commands_exist_and_use_their_flags(script):
     found = list(commands(script))
@@ -79,3 +86,27 @@ def test_the_plain_layout_conversion_example_writes_a_loadable_data_set(tmp_path
     mask = layout.read_mask(layout.mask_path("a"))
     assert mask[0, 0] == 255 and (mask[5:10, 5:20] == 1).all() and mask[15, 25] == 0
     assert layout.all_ids() == ["a"] and layout.split_ids("val") == ["a"]  # the one image is held out
+
+
+def test_the_onnx_example_runs_an_exported_model(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import torch
+
+    from model import UNet
+
+    example = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "onnxruntime" in b)
+    config = {"in_channels": 3, "num_classes": 21, "base_channels": 4}
+    torch.save({"model": UNet(**config).state_dict(), "model_config": config}, tmp_path / "best.pth")
+    exported = run_script(
+        "tools/export.py",
+        "--checkpoint",
+        str(tmp_path / "best.pth"),
+        "--output",
+        str(tmp_path / "model.onnx"),
+    )
+    assert exported.returncode == 0, exported.stderr
+    Image.fromarray(np.full((45, 70, 3), 100, dtype=np.uint8)).save(tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path)
+    exec(example, {})
+    assert Image.open(tmp_path / "photo_classes.png").size == (70, 45)
