@@ -49,11 +49,18 @@ def augmented_logits(
     return total / count
 
 
+def tile_size(text: str) -> int:
+    """--tile's type: a side of at least 64 pixels (windows overlap by a quarter of it)."""
+    if not text.isdigit() or int(text) < 64:
+        raise argparse.ArgumentTypeError(f"--tile must be a whole number of pixels >= 64, got {text}")
+    return int(text)
+
+
 def add_inference_flags(parser: argparse.ArgumentParser) -> None:
     """--tile, --tta and --tta_scales, the same for main.py --eval_only and tools/predict.py."""
     parser.add_argument(
         "--tile",
-        type=int,
+        type=tile_size,
         default=TILE,
         help="predict images larger than TILE x TILE in overlapping tiles, at bounded memory",
     )

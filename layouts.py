@@ -150,7 +150,7 @@ class DataLayout:
         (an image without a mask or a mask without an image is an error listing the first few)."""
         if self.all_list and (self.list_dir / f"{self.all_list}.txt").is_file():
             return sorted(self.split_ids(self.all_list))
-        images = set(self.images_by_id())
+        images = set(self.images_by_id)
         masks = {p.stem for p in self.mask_dir.glob("*.png")}
         for have, lack, what in ((images, masks, "mask"), (masks, images, "image")):
             orphans = sorted(have - lack)
@@ -167,7 +167,8 @@ class DataLayout:
     # Files
 
     @functools.cached_property
-    def _images(self) -> dict[str, Path]:
+    def images_by_id(self) -> dict[str, Path]:
+        """id -> image file in image_dir, whatever its extension (labelme keeps PNG bytes as .jpg)."""
         found: dict[str, Path] = {}
         for path in sorted(self.image_dir.iterdir()) if self.image_dir.is_dir() else []:
             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
@@ -178,14 +179,10 @@ class DataLayout:
                 found[path.stem] = path
         return found
 
-    def images_by_id(self) -> dict[str, Path]:
-        """id -> image file in image_dir, whatever its extension (labelme keeps PNG bytes as .jpg)."""
-        return self._images
-
     def image_path(self, image_id: str) -> Path:
         if self.kind == "voc-aug":  # 17k files: no need to list the folder
             return self.image_dir / f"{image_id}.jpg"
-        return self._images.get(image_id, self.image_dir / f"{image_id}.jpg")
+        return self.images_by_id.get(image_id, self.image_dir / f"{image_id}.jpg")
 
     def mask_path(self, image_id: str) -> Path:
         return self.mask_dir / f"{image_id}.png"
