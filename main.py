@@ -280,7 +280,6 @@ def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
         raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, step {bad.item()}")
 
 
-@torch.no_grad()
 def inference_options(args: argparse.Namespace) -> dict:
     """How validation predicts (inference.band_logits' options): as tools/predict.py with the same flags."""
     options = {"amp_dtype": args.amp_dtype, "channels_last": args.channels_last_on, "tile": args.tile}
@@ -289,6 +288,7 @@ def inference_options(args: argparse.Namespace) -> dict:
     return options
 
 
+@torch.no_grad()
 def evaluate(model, loader, device, args) -> dict:
     """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss; each
     image predicted whole (or in tiles above --tile) at its own size, as tools/predict.py predicts it.
