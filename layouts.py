@@ -20,7 +20,6 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 from PIL import Image
@@ -53,6 +52,7 @@ VOC_CLASS_NAMES = (
     "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
     "train", "tvmonitor",
 )  # fmt: skip
+VOC_NUM_CLASSES = len(VOC_CLASS_NAMES)
 VOID_COLOR = tuple(int(v) for v in VOC_PALETTE[IGNORE_INDEX])
 
 
@@ -106,7 +106,6 @@ class DataLayout:
     rgb_masks: bool  # masks are colours to map through `colors` (CVAT), not class indices
     fix: str  # what to do about a bad mask, for error messages
     all_list: str | None = None  # a list naming every id (CVAT's default.txt), when the layout has one
-    ignore_index: ClassVar[int] = IGNORE_INDEX
 
     @property
     def num_classes(self) -> int:
@@ -227,13 +226,12 @@ def held_out(ids: list[str], fraction: float = VAL_FRACTION) -> set[str]:
 
 
 def read_class_names(path: Path) -> list[str]:
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not names:
-        raise UserError(f"class list {path} is empty: write one class name per line, in index order")
-    return names
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def check_class_names(names: list[str], path: Path) -> tuple[str, ...]:
+    if not names:
+        raise UserError(f"class list {path} is empty: write one class name per line, in index order")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UserError(f"class list {path} names {duplicates} more than once: each class once, in order")
@@ -278,8 +276,6 @@ def read_plain_classes(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
         name, _, color = line.partition(":")
         names.append(name.strip())
         colors.append(parse_color(color, path, line) if color.strip() else tuple(VOC_PALETTE[len(colors)]))
-    if not names:
-        raise UserError(f"class list {path} is empty: write one class name per line, in index order")
     return check_class_names(names, path), np.array(colors, dtype=np.uint8)
 
 
@@ -289,7 +285,7 @@ def describe(data_dir: Path | str) -> DataLayout:
     voc = root / "VOCdevkit" / "VOC2012"
     if voc.is_dir():
         return DataLayout(
-            "voc-aug", root, VOC_CLASS_NAMES, VOC_PALETTE[: len(VOC_CLASS_NAMES)].copy(),
+            "voc-aug", root, VOC_CLASS_NAMES, VOC_PALETTE[:VOC_NUM_CLASSES].copy(),
             voc / "JPEGImages", voc / "SegmentationClassAug", voc / "ImageSets" / "Segmentation",
             "trainaug", rgb_masks=False, fix=f"re-run `python tools/voc.py --data_dir {root} --force`",
         )  # fmt: skip
@@ -334,7 +330,7 @@ def describe(data_dir: Path | str) -> DataLayout:
 def checkpoint_classes(checkpoint: dict) -> tuple[tuple[str, ...], np.ndarray]:
     """The class names and colours a checkpoint of main.py was trained with (VOC's for checkpoints
     written before checkpoints stored them)."""
-    table = checkpoint.get("classes") or {"names": VOC_CLASS_NAMES, "colors": VOC_PALETTE[:21]}
+    table = checkpoint.get("classes") or {"names": VOC_CLASS_NAMES, "colors": VOC_PALETTE[:VOC_NUM_CLASSES]}
     return tuple(table["names"]), np.asarray(table["colors"], dtype=np.uint8).reshape(-1, 3)
 
 

@@ -294,8 +294,7 @@ def evaluate(model, loader, device, args) -> dict:
     image predicted whole (or in tiles above --tile) at its own size, as tools/predict.py predicts it.
     Pass fused_for_inference(model): the same numbers as the model in eval mode, faster."""
     model.eval()
-    layout = loader.dataset.layout
-    confusion = ConfusionMatrix(layout.num_classes, layout.ignore_index)
+    confusion = ConfusionMatrix(loader.dataset.layout.num_classes, IGNORE_INDEX)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = torch.zeros((), device=device, dtype=torch.float64)
     total = len(loader.dataset)  # every rank's share together: the bar counts for all processes

@@ -2,10 +2,8 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from layouts import IGNORE_INDEX, VOC_CLASS_NAMES
+from layouts import IGNORE_INDEX, VOC_NUM_CLASSES
 from tools.demo_data import make_demo_data
-
-NUM_CLASSES = len(VOC_CLASS_NAMES)
 
 
 def read_list(path):
@@ -31,7 +29,7 @@ def test_voc_masks_are_palette_pngs_with_a_void_border(tmp_path):
         with Image.open(path) as mask:
             assert mask.mode == "P"
             values = np.unique(np.array(mask))
-        assert IGNORE_INDEX in values and values[values != IGNORE_INDEX].max() < NUM_CLASSES
+        assert IGNORE_INDEX in values and values[values != IGNORE_INDEX].max() < VOC_NUM_CLASSES
 
 
 def test_sbd_mats_have_the_real_gtcls_layout(tmp_path):
@@ -74,4 +72,4 @@ def test_images_vary_in_size_and_orientation_and_cover_every_class(tmp_path):
     classes = set()
     for path in (voc / "SegmentationClass").iterdir():
         classes |= set(np.unique(np.array(Image.open(path))).tolist())
-    assert classes - {IGNORE_INDEX} == set(range(NUM_CLASSES))
+    assert classes - {IGNORE_INDEX} == set(range(VOC_NUM_CLASSES))

@@ -30,15 +30,13 @@ import scipy.sparse
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from layouts import IGNORE_INDEX, VOC_CLASS_NAMES, VOC_PALETTE  # noqa: E402
-
-NUM_CLASSES = len(VOC_CLASS_NAMES)
+from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, VOC_PALETTE  # noqa: E402
 
 
 def class_colours() -> np.ndarray:
     """RGB uint8 colour of each object class 1..20 (row 0 unused): 10 hues x 2 brightnesses."""
-    colours = np.zeros((NUM_CLASSES, 3), dtype=np.uint8)
-    for c in range(1, NUM_CLASSES):
+    colours = np.zeros((VOC_NUM_CLASSES, 3), dtype=np.uint8)
+    for c in range(1, VOC_NUM_CLASSES):
         hue, dark = divmod(c - 1, 2)
         r, g, b = colorsys.hsv_to_rgb(hue / 10, 0.85, 0.5 if dark else 0.95)
         colours[c] = np.round(np.array([r, g, b]) * 255)
@@ -91,9 +89,9 @@ def void_border(mask: np.ndarray, width: int = 2) -> np.ndarray:
 
 def save_sbd_mat(path: Path, mask: np.ndarray) -> None:
     """Write an SBD class annotation: struct GTcls with Boundaries, Segmentation, CategoriesPresent."""
-    boundaries = np.empty((NUM_CLASSES - 1, 1), dtype=object)
+    boundaries = np.empty((VOC_NUM_CLASSES - 1, 1), dtype=object)
     present = np.array([c for c in np.unique(mask) if c != 0], dtype=np.uint8)
-    for c in range(1, NUM_CLASSES):
+    for c in range(1, VOC_NUM_CLASSES):
         boundary = np.zeros(mask.shape, dtype=bool)
         if c in present:
             region = mask == c
@@ -149,7 +147,7 @@ def make_demo_data(out: Path | str, seed: int = 0, train: int = 160, val: int = 
     for index, image_id in enumerate(sorted(voc_ids | sbd_ids)):
         # Cycle through the classes so every class appears in training and validation.
         count = int(rng.integers(1, 4))
-        classes = [(index * 3 + k) % (NUM_CLASSES - 1) + 1 for k in range(count)]
+        classes = [(index * 3 + k) % (VOC_NUM_CLASSES - 1) + 1 for k in range(count)]
         image, mask = draw_sample(rng, classes)
         Image.fromarray(image).save(voc / "JPEGImages" / f"{image_id}.jpg", quality=90)
         if image_id in voc_ids:

@@ -26,11 +26,10 @@ from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from layouts import IGNORE_INDEX, VOC_CLASS_NAMES, VOC_PALETTE, indices_from_colors, invalid_labels  # noqa: E402
+from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, VOC_PALETTE, indices_from_colors, invalid_labels  # noqa: E402
 from utils import UserError, save_image_atomically, write_text_atomically  # noqa: E402
 
-NUM_CLASSES = len(VOC_CLASS_NAMES)
-VOC_INDICES = [*range(NUM_CLASSES), IGNORE_INDEX]  # what a VOC annotation may hold
+VOC_INDICES = [*range(VOC_NUM_CLASSES), IGNORE_INDEX]  # what a VOC annotation may hold
 
 SBD_FOLDER_NAMES = ("VOCaug", "benchmark_RELEASE")
 FULL_SIZES = {"voc_train": 1464, "voc_val": 1449, "sbd_train": 8498, "sbd_val": 2857}
@@ -103,9 +102,9 @@ def read_sbd_mask(path: Path) -> np.ndarray:
 def check_values(mask: np.ndarray) -> np.ndarray:
     if mask.ndim != 2:
         raise BadMask(f"expected a 2-D mask, got shape {mask.shape}")
-    bad = invalid_labels(mask, NUM_CLASSES)
+    bad = invalid_labels(mask, VOC_NUM_CLASSES)
     if bad:
-        raise BadMask(f"values {bad} outside 0-{NUM_CLASSES - 1} and {IGNORE_INDEX}")
+        raise BadMask(f"values {bad} outside 0-{VOC_NUM_CLASSES - 1} and {IGNORE_INDEX}")
     return mask.astype(np.uint8, copy=False)
 
 
