@@ -77,6 +77,14 @@ def add_inference_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def inference_options(args: argparse.Namespace, amp_dtype: torch.dtype | None, channels_last: bool) -> dict:
+    """band_logits' options from the flags of add_inference_flags, for main.py and tools/predict.py."""
+    options = {"amp_dtype": amp_dtype, "channels_last": channels_last, "tile": args.tile}
+    if args.tta:
+        options.update(scales=tuple(args.tta_scales), flip=True)
+    return options
+
+
 def window_starts(length: int, tile: int, stride: int) -> list[int]:
     """Start offsets of windows of `tile` that cover range(length), `stride` apart, the last flush."""
     if length <= tile:

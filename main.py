@@ -26,7 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from dataset import SegmentationDataset, make_loader, set_epoch, to_device
-from inference import add_inference_flags, band_logits, predict_classes
+from inference import add_inference_flags, band_logits, inference_options, predict_classes
 from layouts import IGNORE_INDEX, DataLayout, check_checkpoint_classes, colorize, describe
 from metrics import ConfusionMatrix
 from model import UNet, fused_for_inference
@@ -280,14 +280,6 @@ def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
         raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, step {bad.item()}")
 
 
-def inference_options(args: argparse.Namespace) -> dict:
-    """How validation predicts (inference.band_logits' options): as tools/predict.py with the same flags."""
-    options = {"amp_dtype": args.amp_dtype, "channels_last": args.channels_last_on, "tile": args.tile}
-    if args.tta:
-        options.update(scales=tuple(args.tta_scales), flip=True)
-    return options
-
-
 @torch.no_grad()
 def evaluate(model, loader, device, args) -> dict:
     """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss; each
@@ -298,12 +290,13 @@ def evaluate(model, loader, device, args) -> dict:
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = torch.zeros((), device=device, dtype=torch.float64)
     total = len(loader.dataset)  # every rank's share together: the bar counts for all processes
+    options = inference_options(args, args.amp_dtype, args.channels_last_on)
     with tqdm(
         total=total, desc="val", unit="img", disable=args.rank != 0, dynamic_ncols=True, leave=False
     ) as bar:
         for i, (images, masks) in enumerate(loader):
             masks = masks.to(device, non_blocking=True).long()
-            for top, bottom, logits in band_logits(model, images, device, **inference_options(args)):
+            for top, bottom, logits in band_logits(model, images, device, **options):
                 rows = masks[:, top:bottom]
                 loss_sum += criterion(logits, rows, reduction="sum")
                 pixels += (rows != IGNORE_INDEX).sum()
@@ -339,7 +332,9 @@ def prediction_panel(model, dataset: SegmentationDataset, device, args, count: i
     """The rows of prediction_rows side by side and one under another: HxWx3 uint8 for TensorBoard."""
     rows = [
         np.concatenate(row, axis=1)
-        for row in prediction_rows(model, dataset, device, count, **inference_options(args))
+        for row in prediction_rows(
+            model, dataset, device, count, **inference_options(args, args.amp_dtype, args.channels_last_on)
+        )
     ]
     widest = max(r.shape[1] for r in rows)
     return np.concatenate([np.pad(r, ((0, 4), (0, widest - r.shape[1]), (0, 0))) for r in rows])

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import to_rgb  # noqa: E402
-from inference import add_inference_flags, predict_classes  # noqa: E402
+from inference import add_inference_flags, inference_options, predict_classes  # noqa: E402
 from layouts import IMAGE_SUFFIXES, checkpoint_classes, colorize, palette  # noqa: E402
 from model import UNet, fused_for_inference  # noqa: E402
 from utils import (  # noqa: E402
@@ -115,9 +115,7 @@ def run(args: argparse.Namespace) -> int:
     amp_dtype = select_amp(args.amp, device)
     channels_last = select_channels_last("auto", amp_dtype)  # as main.py validates
     model, _, colors = load_model(Path(args.checkpoint), device, channels_last)
-    options = {"amp_dtype": amp_dtype, "channels_last": channels_last, "tile": args.tile}
-    if args.tta:
-        options.update(scales=tuple(args.tta_scales), flip=True)
+    options = inference_options(args, amp_dtype, channels_last)
     images = find_images(Path(args.input))
     output = Path(args.output)
     targets = output_paths(images, output)
