@@ -75,7 +75,8 @@ class SegmentationDataset(Dataset):
         self._epoch.fill_(epoch)
 
     def scan_masks(self, threads: int = 8) -> np.ndarray:
-        """Read every mask once and count the pixels of each class: int64 array of num_classes.
+        """Read every mask once and count the pixels of each class in each image: int64 array of
+        len(self) x num_classes (void not counted).
 
         Raises the UserError of the first bad mask (unreadable, a value or colour outside the classes, a
         size other than its image's), so a run can stop before it has written anything."""
@@ -86,7 +87,8 @@ class SegmentationDataset(Dataset):
             return np.bincount(mask.ravel(), minlength=256)[: self.layout.num_classes]
 
         with ThreadPoolExecutor(threads) as pool:  # PNG decoding releases the GIL
-            return sum(pool.map(count, range(len(self))), np.zeros(self.layout.num_classes, np.int64))
+            counts = list(pool.map(count, range(len(self))))
+        return np.stack(counts) if counts else np.zeros((0, self.layout.num_classes), np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -112,6 +112,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--warmup_epochs", type=float, default=1.0, help="linear warm-up, then poly decay")
     parser.add_argument("--poly_power", type=float, default=0.9, help="lr = peak * (1 - progress) ** power")
+    parser.add_argument(
+        "--class_weights",
+        choices=("none", "median_freq"),
+        default="none",
+        help="loss weight of each class; median_freq: median frequency / class frequency (SegNet's "
+        "balancing), counted on the training masks",
+    )
     # Speed
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present"
@@ -188,12 +195,27 @@ def get_val_dataset(layout: DataLayout, args: argparse.Namespace) -> Segmentatio
     return val
 
 
-def get_train_dataset(layout: DataLayout, args: argparse.Namespace) -> SegmentationDataset:
+def get_train_dataset(layout: DataLayout, args: argparse.Namespace) -> tuple[SegmentationDataset, np.ndarray]:
+    """The training split and its pixel counts (images x classes), read once: a bad mask stops the run."""
     train = SegmentationDataset(
         layout, train=True, crop_size=args.crop_size, scale=tuple(args.scale), seed=args.seed
     )
-    train.scan_masks()
-    return train
+    return train, train.scan_masks()
+
+
+def get_class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
+    """None for --class_weights none. median_freq (Eigen & Fergus 2015, SegNet): the frequency of a
+    class is its pixels over the labelled pixels of the images where it appears; its weight is the
+    median frequency over its own. A class no training image holds gets weight 0."""
+    if mode == "none":
+        return None
+    present = counts > 0
+    pixels = counts.sum(0)
+    seen = pixels > 0
+    freq = pixels[seen] / (counts.sum(1, keepdims=True) * present).sum(0)[seen]
+    weights = np.zeros(counts.shape[1])
+    weights[seen] = np.median(freq) / freq
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def get_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
@@ -219,19 +241,27 @@ def get_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, args: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def criterion(logits: torch.Tensor, masks: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy over non-void pixels (their mean, or sum), in float32 whatever the autocast precision."""
-    return F.cross_entropy(logits.float(), masks, ignore_index=IGNORE_INDEX, reduction=reduction)
+def criterion(
+    logits: torch.Tensor,
+    masks: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Cross-entropy over non-void pixels (their mean, or sum; weighted by class when `weight` is
+    given), in float32 whatever the autocast precision."""
+    return F.cross_entropy(
+        logits.float(), masks, weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction
+    )
 
 
 class NonFiniteLoss(Exception):
     pass
 
 
-def train_step(model, images, masks, optimizer, scaler, amp_dtype) -> torch.Tensor:
+def train_step(model, images, masks, optimizer, scaler, amp_dtype, class_weights=None) -> torch.Tensor:
     """Forward, backward and update on one normalised batch; returns the loss, still on the device."""
     with autocast(images.device, amp_dtype):
-        loss = criterion(model(images), masks)
+        loss = criterion(model(images), masks, class_weights)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -239,7 +269,9 @@ def train_step(model, images, masks, optimizer, scaler, amp_dtype) -> torch.Tens
     return loss.detach()
 
 
-def train_one_epoch(model, optimizer, scheduler, scaler, loader, device, epoch, step, args, writer) -> int:
+def train_one_epoch(
+    model, optimizer, scheduler, scaler, loader, device, epoch, step, args, writer, class_weights=None
+) -> int:
     """One pass over the training loader; returns the global step. Reads the loss back from the device
     only every --print_freq steps, so the step never waits for the host."""
     model.train()
@@ -253,7 +285,7 @@ def train_one_epoch(model, optimizer, scheduler, scaler, loader, device, epoch, 
     ) as bar:
         for i, (images, masks) in enumerate(loader):
             images, masks = to_device(images, masks, device, args.channels_last_on)
-            loss = train_step(model, images, masks, optimizer, scaler, args.amp_dtype)
+            loss = train_step(model, images, masks, optimizer, scaler, args.amp_dtype, class_weights)
             scheduler.step()
             step += 1
             running += loss
@@ -450,7 +482,10 @@ def main(args: argparse.Namespace) -> None:
             print(json.dumps(summary(metrics, layout.class_names)))
         return
 
-    train_set = get_train_dataset(layout, args)
+    train_set, class_counts = get_train_dataset(layout, args)
+    class_weights = get_class_weights(class_counts, args.class_weights)
+    if class_weights is not None:
+        class_weights = class_weights.to(device)
     train_loader = make_loader(train_set, args.batch_size, args.num_workers, seed=args.seed)
     if len(train_loader) == 0:
         raise UserError(
@@ -498,7 +533,17 @@ def main(args: argparse.Namespace) -> None:
     for epoch in range(start_epoch, args.epochs):
         start = time.perf_counter()
         step = train_one_epoch(
-            train_model, optimizer, scheduler, scaler, train_loader, device, epoch, step, args, writer
+            train_model,
+            optimizer,
+            scheduler,
+            scaler,
+            train_loader,
+            device,
+            epoch,
+            step,
+            args,
+            writer,
+            class_weights,
         )
         broadcast_buffers(model)  # every process now holds the checkpoint's BatchNorm statistics
         validate = (epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs
