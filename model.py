@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from layouts import VOC_NUM_CLASSES
+
 
 class DoubleConv(nn.Sequential):
     """(3x3 conv -> BatchNorm -> ReLU) twice: N x in x H x W -> N x out x H x W."""
@@ -54,7 +56,9 @@ class UNet(nn.Module):
 
     depth = 4  # number of 2x poolings; inputs are padded to a multiple of 2**depth
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 21, base_channels: int = 64) -> None:
+    def __init__(
+        self, in_channels: int = 3, num_classes: int = VOC_NUM_CLASSES, base_channels: int = 64
+    ) -> None:
         super().__init__()
         c = base_channels
         self.inc = DoubleConv(in_channels, c)

@@ -6,11 +6,15 @@ import contextlib
 import os
 import random
 import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,6 +30,16 @@ def user_error_message(error: UserError) -> str:
     if "Traceback" in message:
         message = message.splitlines()[-1].split(": ", 1)[-1]
     return message
+
+
+def exit_status(command: Callable[[], int | None]) -> int:
+    """Run a command's body; a UserError becomes one line on stderr and exit status 2 (every command of
+    this repository ends this way on bad input). Returns the body's status (None = 0)."""
+    try:
+        return command() or 0
+    except UserError as error:
+        print(f"error: {user_error_message(error)}", file=sys.stderr)
+        return 2
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -64,7 +78,7 @@ def broadcast_buffers(model: torch.nn.Module) -> None:
 
 
 @contextlib.contextmanager
-def replaced_atomically(path: Path, tag: str = ""):
+def replaced_atomically(path: Path, tag: str = "") -> Iterator[Path]:
     """Yields a temporary path beside `path` to write; when the block succeeds it is renamed to `path`,
     otherwise removed. Readers see the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}{tag}.tmp")
@@ -105,7 +119,7 @@ def save_atomically(obj: dict, *paths: Path) -> None:
                 link_or_copy(tmp, other_tmp)
 
 
-def save_image_atomically(image, path: Path, **save_options) -> None:
+def save_image_atomically(image: Image.Image, path: Path, **save_options) -> None:
     """Save a PIL image as PNG via a temporary file and a rename: a killed run never leaves half a file."""
     with replaced_atomically(path, tag=f".{os.getpid()}") as tmp:
         image.save(tmp, format="PNG", **save_options)
@@ -132,7 +146,8 @@ def load_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def select_device(choice: str, local_rank: int) -> torch.device:
+def select_device(choice: str, local_rank: int = 0) -> torch.device:
+    """The device for --device `choice` (auto: CUDA when present), the local_rank-th GPU."""
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise UserError("--device cuda given but no CUDA device is available: use --device cpu")
@@ -140,7 +155,16 @@ def select_device(choice: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # --amp's names
+
+
+def amp_name(amp_dtype: torch.dtype | None) -> str:
+    """The --amp name of a precision: off, bf16 or fp16."""
+    return {dtype: name for name, dtype in AMP_DTYPES.items()}[amp_dtype]
+
+
 def select_amp(choice: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for --amp `choice` on `device` (None = float32)."""
     if choice == "off":
         return None
     if choice == "auto":
@@ -151,7 +175,7 @@ def select_amp(choice: str, device: torch.device) -> torch.dtype | None:
             if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
             else None
         )
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+    return AMP_DTYPES[choice]
 
 
 def select_channels_last(choice: str, amp_dtype: torch.dtype | None) -> bool:
@@ -159,5 +183,44 @@ def select_channels_last(choice: str, amp_dtype: torch.dtype | None) -> bool:
     return choice == "on" or (choice == "auto" and amp_dtype is not None)
 
 
-def autocast(device: torch.device, amp_dtype: torch.dtype | None):
+def autocast(device: torch.device, amp_dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to amp_dtype on `device`, or a disabled one for None (float32)."""
     return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how this process computes, decided once from the flags by `setup_runtime`."""
+
+    rank: int  # 0 unless under torchrun
+    local_rank: int
+    world_size: int
+    device: torch.device
+    amp_dtype: torch.dtype | None  # None: float32
+    channels_last: bool
+    num_workers: int  # data loader processes
+
+
+def setup_runtime(
+    device: str, amp: str, channels_last: str, num_workers: int, seed: int, deterministic: bool
+) -> Runtime:
+    """Join torchrun's process group (if any), pick the device and precision, seed everything."""
+    rank, local_rank, world_size = init_distributed()
+    chosen = select_device(device, local_rank)
+    seed_everything(seed, deterministic)
+    amp_dtype = select_amp(amp, chosen)
+    if num_workers < 0:
+        # On a CPU the workers would take cores from the compute threads: load in the main process.
+        num_workers = min(8, os.cpu_count() or 1) if chosen.type == "cuda" else 0
+    if chosen.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return Runtime(
+        rank=rank,
+        local_rank=local_rank,
+        world_size=world_size,
+        device=chosen,
+        amp_dtype=amp_dtype,
+        channels_last=select_channels_last(channels_last, amp_dtype),
+        num_workers=num_workers,
+    )

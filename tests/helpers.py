@@ -1,4 +1,5 @@
-"""Shared test helpers: small raw data sets built with tools/demo_data.py."""
+"""Shared test helpers: running the scripts, and small data sets in the formats of VOC, labelme, CVAT and
+the plain layout (the demo data sets themselves are fixtures, in conftest.py)."""
 
 import shutil
 import subprocess
@@ -8,19 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tools.demo_data import make_demo_data
-from tools.voc import prepare
-
 ROOT = Path(__file__).resolve().parents[1]
-_cache: dict[tuple, Path] = {}
-
-
-def demo_raw(tmp_path_factory, train: int = 24, val: int = 8, seed: int = 0) -> Path:
-    """A raw VOC 2012 + SBD demo tree, generated once per session and parameters (treat as read-only)."""
-    key = (train, val, seed)
-    if key not in _cache:
-        _cache[key] = make_demo_data(tmp_path_factory.mktemp("raw"), seed=seed, train=train, val=val)
-    return _cache[key]
 
 
 def copy_tree(source: Path, dest: Path) -> Path:
@@ -47,18 +36,6 @@ def prepared_tree(root: Path, samples: dict, splits: dict) -> Path:
     for split, ids in splits.items():
         (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     return root
-
-
-def prepared_demo(tmp_path_factory, train: int = 24, val: int = 8, seed: int = 0) -> Path:
-    """A demo tree already run through tools/voc.py, generated once per session (treat as read-only)."""
-    key = ("prepared", train, val, seed)
-    if key not in _cache:
-        root = copy_tree(
-            demo_raw(tmp_path_factory, train, val, seed), tmp_path_factory.mktemp("prepared") / "data"
-        )
-        prepare(root, workers=1, progress=False)
-        _cache[key] = root
-    return _cache[key]
 
 
 # Exports of the annotation tools, written the way the tools write them.

@@ -16,13 +16,10 @@ def last_json(result) -> dict:
 
 
 def test_model_mode_times_every_setting_in_turns():
-    result = last_json(
-        run_script(
-            "tools/benchmark.py", "model", "--device", "cpu", "--batch_size", "2", "--crop_size", "64",
-            "--base_channels", "8", "--val_size", "48", "--precision", "fp32,bf16",
-            "--memory_format", "nchw,channels_last", "--warmup", "1", "--steps", "1", "--rounds", "2",
-        )
-    )  # fmt: skip
+    command = "tools/benchmark.py model --device cpu --batch_size 2 --crop_size 64 --base_channels 8 "
+    command += "--val_size 48 --precision fp32,bf16 --memory_format nchw,channels_last "
+    command += "--warmup 1 --steps 1 --rounds 2"
+    result = last_json(run_script(*command.split()))
     settings = [row["setting"] for row in result["rows"]]
     assert settings == [
         "fp32 nchw compile=off",
@@ -40,12 +37,9 @@ def test_model_mode_times_every_setting_in_turns():
 
 
 def test_cpu_mode_runs_main_and_the_plain_loop_in_turns():
-    result = last_json(
-        run_script(
-            "tools/benchmark.py", "cpu", "--epochs", "1", "--base_channels", "4", "--crop_size", "32",
-            "--repeats", "2", "--runs", "main,fp32,plain",
-        )
-    )  # fmt: skip
+    command = "tools/benchmark.py cpu --epochs 1 --base_channels 4 --crop_size 32 --repeats 2 "
+    command += "--runs main,fp32,plain"
+    result = last_json(run_script(*command.split()))
     rows = result["rows"]
     expected = ("main.py, default", "main.py --amp off", "plain loop")
     assert len(rows) == 3
@@ -65,12 +59,9 @@ def test_cpu_runs_must_end_with_the_plain_baseline():
 
 
 def test_train_mode_reports_data_end_to_end_and_model():
-    result = last_json(
-        run_script(
-            "tools/benchmark.py", "train", "--device", "cpu", "--batch_size", "2", "--crop_size", "64",
-            "--base_channels", "8", "--num_workers", "1", "--images", "16", "--warmup", "1", "--steps", "2",
-        )
-    )  # fmt: skip
+    command = "tools/benchmark.py train --device cpu --batch_size 2 --crop_size 64 --base_channels 8 "
+    command += "--num_workers 1 --images 16 --warmup 1 --steps 2"
+    result = last_json(run_script(*command.split()))
     rows = result["rows"]
     assert [row["what"] for row in rows] == [
         "data pipeline alone, per worker",

@@ -16,7 +16,6 @@ from tests.helpers import (
     cvat_export,
     labelme_export,
     plain_layout,
-    prepared_demo,
     run_script,
 )
 from utils import UserError
@@ -33,8 +32,8 @@ def source_mask(layout, image_id):
         return np.array(mask)
 
 
-def test_voc_aug_keeps_its_classes_and_lists(tmp_path_factory):
-    layout = describe(prepared_demo(tmp_path_factory))
+def test_voc_aug_keeps_its_classes_and_lists(prepared_demo):
+    layout = describe(prepared_demo)
     assert layout.kind == "voc-aug" and layout.num_classes == 21 and layout.class_names[15] == "person"
     assert (layout.colors == VOC_PALETTE[:21]).all()
     assert len(layout.split_ids("trainaug")) == 24 and len(layout.split_ids("val")) == 8

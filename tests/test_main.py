@@ -1,4 +1,5 @@
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -11,24 +12,12 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from layouts import VOC_CLASS_NAMES as CLASS_NAMES
-from main import DEMO_DEFAULTS, parse_args
-from tests.helpers import ROOT, copy_tree, prepared_demo, run_script
+from main import get_class_weights, parse_args
+from tests.helpers import ROOT, copy_tree, run_script
+from tools.demo_data import DEMO_SETTINGS
 
 # 24 train images / batch 4 = 6 steps an epoch; a 4-channel U-Net: a few seconds an epoch on a CPU.
-SMALL = [
-    "--epochs",
-    "2",
-    "--batch_size",
-    "4",
-    "--crop_size",
-    "48",
-    "--base_channels",
-    "4",
-    "--num_workers",
-    "0",
-    "--print_freq",
-    "2",
-]
+SMALL = "--epochs 2 --batch_size 4 --crop_size 48 --base_channels 4 --num_workers 0 --print_freq 2".split()
 
 
 def main_command(data, tmp_path, *extra, name="run"):
@@ -50,14 +39,30 @@ def start_until_first_checkpoint(command, last, **popen_options):
     return process
 
 
+def start_until_progress_in_epoch(command, epoch):
+    """Start main.py in the background; return once its progress bar shows steps done in `epoch` (read
+    from the bar on stderr, so the return lands inside the epoch whatever the machine's speed)."""
+    process = subprocess.Popen(
+        [sys.executable, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    seen = b""
+    pattern = re.compile(rf"train {epoch}/\d+:\s+[1-9]\d?%".encode())
+    while not pattern.search(seen[-200:]):
+        chunk = process.stderr.read1(4096)
+        if not chunk:
+            break  # ended
+        seen += chunk
+    return process
+
+
 def last_json(stdout):
     return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, prepared_demo):
     """One small finished run, shared by the tests that only read its outputs."""
-    data = prepared_demo(tmp_path_factory)
+    data = prepared_demo
     out = tmp_path_factory.mktemp("finished")
     result = train(data, out)
     assert result.returncode == 0, result.stderr
@@ -118,15 +123,9 @@ def test_eval_only_prints_the_metrics_that_were_logged(finished):
     data, out, _ = finished
     logged = json.loads((out / "exp/run/metrics.jsonl").read_text().splitlines()[-1])
     result = run_script(
-        "main.py",
-        "--data_dir",
-        str(data),
-        "--resume",
-        str(out / "exp/run/last.pth"),
-        "--eval_only",
-        "--num_workers",
-        "0",
-    )
+        *"main.py --eval_only --num_workers 0 --data_dir".split(), str(data),
+        "--resume", str(out / "exp/run/last.pth"),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     printed = last_json(result.stdout)
     assert set(printed) == {"mean_iou", "pixel_accuracy", "mean_accuracy", "iou"}
@@ -145,26 +144,14 @@ def test_eval_only_with_tta_and_tiles_prints_the_metrics(finished):
     assert 0 <= last_json(result.stdout)["mean_iou"] <= 1
 
 
-def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, tmp_path_factory):
-    data = prepared_demo(tmp_path_factory)
-    slower = [
-        "--deterministic",
-        "--batch_size",
-        "2",
-        "--base_channels",
-        "8",
-        "--crop_size",
-        "64",
-    ]  # 12 steps an epoch
+def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, prepared_demo):
+    data = prepared_demo
+    slower = "--deterministic --batch_size 2 --base_channels 8 --crop_size 64".split()  # 12 steps an epoch
     whole = train(data, tmp_path, *slower, name="whole")
     assert whole.returncode == 0, whole.stderr
 
     last = tmp_path / "exp/killed/last.pth"
-    command = main_command(data, tmp_path, *slower, name="killed")
-    process = start_until_first_checkpoint(
-        command, last, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    time.sleep(0.2)  # into epoch 2
+    process = start_until_progress_in_epoch(main_command(data, tmp_path, *slower, name="killed"), epoch=2)
     assert process.poll() is None, "the run ended before it could be killed in epoch 2"
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -181,66 +168,30 @@ def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, tmp_
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
 
 
-def test_torchrun_two_cpu_processes_train_and_evaluate_like_one(finished, tmp_path):
-    data, out, _ = finished
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29517",
-    ]
-    result = subprocess.run(
-        [
-            *torchrun,
-            "main.py",
-            "--data_dir",
-            str(data),
-            "--save_dir",
-            str(tmp_path / "exp"),
-            "--tensorboard_dir",
-            str(tmp_path / "tb"),
-            "--name",
-            "ddp",
-            *SMALL,
-            "--epochs",
-            "1",
-            "--batch_size",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+TORCHRUN = [sys.executable, *"-m torch.distributed.run --nproc_per_node 2 --master_port 29517".split()]
+
+
+def test_torchrun_training_logs_the_numbers_of_the_model_it_saves(tmp_path, prepared_demo):
+    command = main_command(prepared_demo, tmp_path, *"--epochs 1 --batch_size 2".split(), name="ddp")
+    result = subprocess.run([*TORCHRUN, *command], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(tmp_path / "exp/ddp/last.pth", weights_only=True)["step"] == 24 // (2 * 2)
     logged = json.loads((tmp_path / "exp/ddp/metrics.jsonl").read_text().splitlines()[-1])
     saved = run_script(
-        *"main.py --num_workers 0 --eval_only --data_dir".split(), str(data),
+        *"main.py --num_workers 0 --eval_only --data_dir".split(), str(prepared_demo),
         "--resume", str(tmp_path / "exp/ddp/last.pth"),
     )  # fmt: skip
     assert saved.returncode == 0, saved.stderr
-    assert logged["mean_iou"] == last_json(saved.stdout)["mean_iou"]  # the saved model's numbers
+    assert logged["mean_iou"] == last_json(saved.stdout)["mean_iou"]  # rank 0's BatchNorm statistics
 
-    checkpoint = str(out / "exp/run/last.pth")
-    evaluate = [
-        "main.py",
-        "--data_dir",
-        str(data),
-        "--resume",
-        checkpoint,
-        "--eval_only",
-        "--num_workers",
-        "0",
-        "--batch_size",
-        "3",
-    ]
+
+def test_torchrun_evaluation_equals_one_process(finished):
+    data, out, _ = finished
+    evaluate = [*"main.py --eval_only --num_workers 0 --batch_size 3 --data_dir".split(), str(data)]
+    evaluate += ["--resume", str(out / "exp/run/last.pth")]
     single = run_script(*evaluate)
     distributed = subprocess.run(
-        [*torchrun, *evaluate], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [*TORCHRUN, *evaluate], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert single.returncode == 0 and distributed.returncode == 0, distributed.stderr[-3000:]
     one, two = last_json(single.stdout), last_json(distributed.stdout)
@@ -250,30 +201,20 @@ def test_torchrun_two_cpu_processes_train_and_evaluate_like_one(finished, tmp_pa
 
 def test_demo_flag_generates_prepares_and_trains(tmp_path):
     result = run_script(
-        "main.py",
-        "--demo",
-        "--data_dir",
-        str(tmp_path / "data"),
-        "--save_dir",
-        str(tmp_path / "exp"),
-        "--tensorboard_dir",
-        str(tmp_path / "tb"),
-        "--epochs",
-        "1",
-        "--base_channels",
-        "4",
-    )
+        *"main.py --demo --epochs 1 --base_channels 4 --data_dir".split(), str(tmp_path / "data"),
+        "--save_dir", str(tmp_path / "exp"), "--tensorboard_dir", str(tmp_path / "tb"),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data/demo/VOCdevkit/VOC2012/ImageSets/Segmentation/trainaug.txt").is_file()
     assert (tmp_path / "exp/demo/best.pth").is_file() and (tmp_path / "tb/demo").is_dir()
 
 
-def test_sync_bn_on_a_cpu_exits_2_naming_the_flag(tmp_path, tmp_path_factory):
-    assert_user_error(train(prepared_demo(tmp_path_factory), tmp_path, "--sync_bn"), "--sync_bn")
+def test_sync_bn_on_a_cpu_exits_2_naming_the_flag(tmp_path, prepared_demo):
+    assert_user_error(train(prepared_demo, tmp_path, "--sync_bn"), "--sync_bn")
 
 
 def test_demo_settings_yield_to_flags_given():
-    assert parse_args(["--demo"]).crop_size == DEMO_DEFAULTS["crop_size"]
+    assert parse_args(["--demo"]).crop_size == DEMO_SETTINGS["crop_size"]
     args = parse_args(["--demo", "--epochs", "3", "--data_dir", "elsewhere"])
     assert args.epochs == 3 and args.data_dir.replace("\\", "/") == "elsewhere/demo"
     assert parse_args([]).crop_size == 320 and parse_args([]).batch_size == 8
@@ -292,24 +233,24 @@ def test_missing_data_set_exits_2_pointing_to_tools_voc(tmp_path):
     assert_user_error(train(tmp_path / "nothing", tmp_path), "trainaug.txt", "tools/voc.py")
 
 
-def test_missing_image_exits_2_naming_it(tmp_path, tmp_path_factory):
-    data = copy_tree(prepared_demo(tmp_path_factory), tmp_path / "data")
+def test_missing_image_exits_2_naming_it(tmp_path, prepared_demo):
+    data = copy_tree(prepared_demo, tmp_path / "data")
     image = next((data / "VOCdevkit/VOC2012/JPEGImages").iterdir())
     image.unlink()
     assert_user_error(train(data, tmp_path), str(image))
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])  # the error must come through a loader worker too
-def test_unreadable_image_exits_2_naming_it(tmp_path, tmp_path_factory, workers):
-    data = copy_tree(prepared_demo(tmp_path_factory), tmp_path / "data")
+def test_unreadable_image_exits_2_naming_it(tmp_path, prepared_demo, workers):
+    data = copy_tree(prepared_demo, tmp_path / "data")
     voc = data / "VOCdevkit/VOC2012"
     image = voc / "JPEGImages" / f"{(voc / 'ImageSets/Segmentation/trainaug.txt').read_text().split()[0]}.jpg"
     image.write_bytes(b"garbage")
     assert_user_error(train(data, tmp_path, "--num_workers", workers), str(image))
 
 
-def test_labels_outside_the_classes_exit_2_naming_the_mask(tmp_path, tmp_path_factory):
-    data = copy_tree(prepared_demo(tmp_path_factory), tmp_path / "data")
+def test_labels_outside_the_classes_exit_2_naming_the_mask(tmp_path, prepared_demo):
+    data = copy_tree(prepared_demo, tmp_path / "data")
     voc = data / "VOCdevkit/VOC2012"
     mask_path = (
         voc
@@ -322,21 +263,19 @@ def test_labels_outside_the_classes_exit_2_naming_the_mask(tmp_path, tmp_path_fa
     assert_user_error(train(data, tmp_path, "--epochs", "1"), str(mask_path), "[21]")
 
 
-def test_bad_resume_path_exits_2(tmp_path, tmp_path_factory):
+def test_bad_resume_path_exits_2(tmp_path, prepared_demo):
     missing = tmp_path / "nope.pth"
-    assert_user_error(
-        train(prepared_demo(tmp_path_factory), tmp_path, "--resume", str(missing)), str(missing)
-    )
+    assert_user_error(train(prepared_demo, tmp_path, "--resume", str(missing)), str(missing))
     not_a_checkpoint = tmp_path / "notes.pth"
     not_a_checkpoint.write_text("hello")
     assert_user_error(
-        train(prepared_demo(tmp_path_factory), tmp_path, "--resume", str(not_a_checkpoint)),
+        train(prepared_demo, tmp_path, "--resume", str(not_a_checkpoint)),
         str(not_a_checkpoint),
     )
 
 
-def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tmp_path_factory):
-    data = prepared_demo(tmp_path_factory)
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, prepared_demo):
+    data = prepared_demo
     assert train(data, tmp_path, "--epochs", "1").returncode == 0
     last = tmp_path / "exp/run/last.pth"
     good = last.read_bytes()
@@ -346,8 +285,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
     assert last.read_bytes() == good
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_last_pth_whole(tmp_path, tmp_path_factory):
-    data = prepared_demo(tmp_path_factory)
+def test_ctrl_c_stops_cleanly_and_keeps_last_pth_whole(tmp_path, prepared_demo):
+    data = prepared_demo
     last = tmp_path / "exp/int/last.pth"
     command = main_command(data, tmp_path, "--epochs", "50", name="int")
     process = start_until_first_checkpoint(
@@ -358,3 +297,27 @@ def test_ctrl_c_stops_cleanly_and_keeps_last_pth_whole(tmp_path, tmp_path_factor
     assert process.returncode == 130, stderr
     assert "--resume auto" in stderr and "Traceback" not in stderr
     assert torch.load(last, weights_only=True)["epoch"] >= 1
+
+
+def test_median_frequency_weights_divide_the_median_frequency_by_each_class_frequency():
+    # Frequency: a class's pixels over the pixels of the images holding it (0.75, 0.25, 0.25).
+    counts = np.array([[30, 10, 0], [60, 0, 20]])  # 2 images x 3 classes
+    weights = get_class_weights(counts, "median_freq", torch.device("cpu"))
+    torch.testing.assert_close(weights, torch.tensor([1 / 3, 1.0, 1.0]))
+
+
+def test_a_class_absent_from_every_training_image_gets_weight_zero():
+    weights = get_class_weights(np.array([[30, 10, 0]]), "median_freq", torch.device("cpu"))
+    torch.testing.assert_close(weights, torch.tensor([2 / 3, 2.0, 0.0]))  # median of 0.75 and 0.25
+
+
+def test_class_weights_none_leave_the_loss_unweighted():
+    assert get_class_weights(np.array([[30, 10, 0]]), "none", torch.device("cpu")) is None
+
+
+def test_a_run_with_median_frequency_weights_records_the_flag(tmp_path, prepared_demo):
+    result = train(prepared_demo, tmp_path, *"--epochs 1 --class_weights median_freq".split())
+    assert result.returncode == 0, result.stderr
+    assert (
+        torch.load(tmp_path / "exp/run/last.pth", weights_only=True)["args"]["class_weights"] == "median_freq"
+    )

@@ -33,15 +33,9 @@ def write_image(path, size, mode="RGB", seed=0):
 
 def predict(checkpoint, source, output, *extra):
     return run_script(
-        "tools/predict.py",
-        "--checkpoint",
-        str(checkpoint),
-        "--input",
-        str(source),
-        "--output",
-        str(output),
+        "tools/predict.py", "--checkpoint", str(checkpoint), "--input", str(source), "--output", str(output),
         *extra,
-    )
+    )  # fmt: skip
 
 
 def assert_class_png(path, size):
@@ -66,7 +60,7 @@ def test_folder_of_rgb_and_grayscale_images_with_overlays(tmp_path, checkpoint):
     for k, (name, size) in enumerate(sizes.items()):
         write_image(folder / name, size, mode="L" if name == "b.png" else "RGB", seed=k)
     (folder / "notes.txt").write_text("not an image")
-    result = predict(checkpoint, folder, tmp_path / "out", "--overlay", "--batch_size", "2")
+    result = predict(checkpoint, folder, tmp_path / "out", *"--overlay --batch_size 2".split())
     assert result.returncode == 0, result.stderr
     for name, size in sizes.items():
         stem = name.split(".")[0]
@@ -121,8 +115,6 @@ def test_never_overwrites_an_input(tmp_path, checkpoint):
 
 def test_large_image_in_tiles_with_tta_keeps_its_size(tmp_path, checkpoint):
     image = write_image(tmp_path / "wide.png", (301, 157))
-    result = predict(
-        checkpoint, image, tmp_path / "out", "--tile", "128", "--tta", "--tta_scales", "0.5", "1"
-    )
+    result = predict(checkpoint, image, tmp_path / "out", *"--tile 128 --tta --tta_scales 0.5 1".split())
     assert result.returncode == 0, result.stderr
     assert_class_png(tmp_path / "out/wide.png", (301, 157))

@@ -98,13 +98,8 @@ def test_the_onnx_example_runs_an_exported_model(tmp_path, monkeypatch):
     example = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "onnxruntime" in b)
     config = {"in_channels": 3, "num_classes": 21, "base_channels": 4}
     torch.save({"model": UNet(**config).state_dict(), "model_config": config}, tmp_path / "best.pth")
-    exported = run_script(
-        "tools/export.py",
-        "--checkpoint",
-        str(tmp_path / "best.pth"),
-        "--output",
-        str(tmp_path / "model.onnx"),
-    )
+    checkpoint, output = tmp_path / "best.pth", tmp_path / "model.onnx"
+    exported = run_script("tools/export.py", "--checkpoint", str(checkpoint), "--output", str(output))
     assert exported.returncode == 0, exported.stderr
     Image.fromarray(np.full((45, 70, 3), 100, dtype=np.uint8)).save(tmp_path / "photo.jpg")
     monkeypatch.chdir(tmp_path)

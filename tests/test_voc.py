@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from layouts import IGNORE_INDEX, VOC_PALETTE
-from tests.helpers import ROOT, copy_tree, demo_raw, run_script
+from tests.helpers import ROOT, copy_tree, run_script
 from tools.voc import prepare
 
 
@@ -20,9 +20,9 @@ def mask(path):
 
 
 @pytest.fixture
-def raw(tmp_path, tmp_path_factory):
+def raw(tmp_path, demo_raw):
     """A writable copy of a small raw demo tree."""
-    return copy_tree(demo_raw(tmp_path_factory), tmp_path / "data")
+    return copy_tree(demo_raw, tmp_path / "data")
 
 
 def voc_dir(root):

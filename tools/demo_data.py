@@ -31,6 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, VOC_PALETTE  # noqa: E402
+from tools.voc import prepare  # noqa: E402
 
 
 def class_colours() -> np.ndarray:
@@ -44,6 +45,22 @@ def class_colours() -> np.ndarray:
 
 
 CLASS_COLOURS = class_colours()
+
+# main.py --demo: these settings replace main.py's defaults (flags given still win); a small U-Net that
+# learns this data set in a few minutes on a CPU. tools/benchmark.py's `cpu` runs use them too.
+DEMO_SETTINGS = {
+    "name": "demo",
+    "epochs": 20,
+    "batch_size": 8,
+    "crop_size": 96,
+    "scale": (0.75, 1.5),
+    "base_channels": 16,
+    "optimizer": "adamw",
+    "lr": 3e-3,
+    "weight_decay": 1e-4,
+    "warmup_epochs": 1,
+    "print_freq": 5,
+}
 
 
 def draw_sample(rng: np.random.Generator, classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -160,6 +177,68 @@ def make_demo_data(out: Path | str, seed: int = 0, train: int = 160, val: int = 
     write_list(sbd / "train.txt", splits["sbd_train"])
     write_list(sbd / "val.txt", splits["sbd_val"])
     return out
+
+
+def ensure_demo_data(data_dir: Path) -> None:
+    """For main.py --demo: generate the data set and prepare it with tools/voc.py, unless it is there."""
+    if not (data_dir / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "trainaug.txt").is_file():
+        print(f"demo: writing a synthetic VOC 2012 + SBD data set to {data_dir}")
+        make_demo_data(data_dir)
+        report = prepare(data_dir, progress=False)
+        print(f"demo: tools/voc.py wrote {report['written']} masks and {report['trainaug']} trainaug ids")
+
+
+# Larger trees for tools/benchmark.py: VOC-sized, built fast.
+
+
+def make_sbd_tree(root: Path, files: int, seed: int = 0) -> Path:
+    """`files` SBD masks of VOC's usual size (500x375, a few ellipses) in the raw layout of tools/voc.py,
+    and empty VOC lists: the work of converting the full SBD (tools/benchmark.py voc)."""
+    rng = np.random.default_rng(seed)
+    voc, sbd = root / "VOCdevkit/VOC2012", root / "VOCdevkit/VOCaug/dataset"
+    (voc / "SegmentationClass").mkdir(parents=True)
+    (voc / "ImageSets/Segmentation").mkdir(parents=True)
+    (sbd / "cls").mkdir(parents=True)
+    yy, xx = np.mgrid[:375, :500]
+    ids = [f"2008_{i:06d}" for i in range(files)]
+    for image_id in ids:
+        mask = np.zeros((375, 500), dtype=np.uint8)
+        for c in rng.integers(1, VOC_NUM_CLASSES, size=rng.integers(1, 4)):
+            cy, cx, ry, rx = (
+                rng.uniform(50, 325),
+                rng.uniform(50, 450),
+                rng.uniform(20, 150),
+                rng.uniform(20, 200),
+            )
+            mask[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = c
+        save_sbd_mat(sbd / "cls" / f"{image_id}.mat", mask)
+    (sbd / "train.txt").write_text("\n".join(ids) + "\n")
+    for name in (
+        sbd / "val.txt",
+        voc / "ImageSets/Segmentation/train.txt",
+        voc / "ImageSets/Segmentation/val.txt",
+    ):
+        name.write_text("")
+    return root
+
+
+def make_prepared_tree(root: Path, images: int, seed: int = 0) -> Path:
+    """A tree as tools/voc.py leaves it (JPEGImages, SegmentationClassAug, trainaug.txt) of `images`
+    drawings at VOC's sizes (500x375, some portrait): the data pipeline's work (tools/benchmark.py)."""
+    rng = np.random.default_rng(seed)
+    voc = root / "VOCdevkit/VOC2012"
+    for folder in ("JPEGImages", "SegmentationClassAug", "ImageSets/Segmentation"):
+        (voc / folder).mkdir(parents=True)
+    ids = [f"2008_{i:06d}" for i in range(images)]
+    for image_id in ids:
+        image, mask = draw_sample(rng, [int(c) for c in rng.integers(1, VOC_NUM_CLASSES, size=3)])
+        size = (500, 375) if rng.random() < 0.7 else (375, 500)  # landscape or portrait, like VOC
+        Image.fromarray(image).resize(size, Image.BILINEAR).save(
+            voc / f"JPEGImages/{image_id}.jpg", quality=90
+        )
+        Image.fromarray(mask).resize(size, Image.NEAREST).save(voc / f"SegmentationClassAug/{image_id}.png")
+    (voc / "ImageSets/Segmentation/trainaug.txt").write_text("\n".join(ids) + "\n")
+    return root
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.predict import load_model  # noqa: E402
-from utils import IMAGENET_MEAN, IMAGENET_STD, UserError, replaced_atomically  # noqa: E402
+from utils import IMAGENET_MEAN, IMAGENET_STD, UserError, exit_status, replaced_atomically  # noqa: E402
 
 
 class Segmenter(nn.Module):
@@ -75,14 +75,10 @@ def main() -> int:
     parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="file format")
     parser.add_argument("--output", required=True, help="the file to write (model.onnx, model.pt)")
     args = parser.parse_args()
-    try:
-        export(Path(args.checkpoint), Path(args.output), args.format)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    export(Path(args.checkpoint), Path(args.output), args.format)
     print(f"wrote {args.output} ({args.format}): uint8 images N x 3 x H x W -> logits N x C x H x W")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

@@ -2,9 +2,10 @@
 
     python tools/figures.py architecture                # assets/architecture.png, from model.py
     python tools/figures.py run --name demo             # assets/demo_curves.png, assets/demo_predictions.png
+    python tools/figures.py run --name camvid --data_dir data/camvid --split test
 
-`run` reads <tensorboard_dir>/<name> (the event files), <save_dir>/<name>/best.pth and the first
-validation images of --data_dir; after `python main.py --demo` the defaults point at that run.
+`run` reads <tensorboard_dir>/<name> (the event files), <save_dir>/<name>/best.pth and --count images of
+--split spread evenly over its list; after `python main.py --demo` the defaults point at that run.
 Needs matplotlib (requirements-dev.txt).
 """
 
@@ -25,7 +26,9 @@ from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import SegmentationDataset  # noqa: E402
 from model import UNet  # noqa: E402
-from utils import select_amp, select_channels_last, select_device  # noqa: E402
+from records import prediction_rows  # noqa: E402
+from tools.predict import load_model  # noqa: E402
+from utils import load_checkpoint, select_amp, select_channels_last, select_device  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BLOCKS = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4", "outc")
@@ -120,9 +123,12 @@ def read_scalars(log_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def draw_curves(scalars: dict, path: Path, title: str) -> None:
+def draw_curves(scalars: dict, path: Path, title: str, class_weights: str = "none") -> None:
+    """Loss (train and val) and validation metrics against the step; class_weights: the run's flag
+    (the training loss is then weighted, the val loss never is)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for tag, label in (("train/loss", "train loss"), ("val/loss", "val loss")):
+    train_label = "train loss" + (f" ({class_weights} weights)" if class_weights != "none" else "")
+    for tag, label in (("train/loss", train_label), ("val/loss", "val loss")):
         left.plot(*scalars[tag], label=label, marker="o" if tag.startswith("val") else None, markersize=3)
     left.set_yscale("log")
     left.set_xlabel("step")
@@ -140,16 +146,17 @@ def draw_curves(scalars: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def draw_predictions(checkpoint_path: Path, data_dir: str, path: Path, count: int = 6) -> None:
-    from main import prediction_rows
-    from tools.predict import load_model
-
-    device = select_device("auto", 0)
+def draw_predictions(
+    checkpoint_path: Path, data_dir: str, path: Path, count: int = 6, split: str = "val"
+) -> None:
+    """Image, ground truth and prediction of `count` images of `split`, spread evenly over its list."""
+    device = select_device("auto")
     amp_dtype = select_amp("auto", device)
     channels_last = select_channels_last("auto", amp_dtype)
     model, _, _ = load_model(checkpoint_path, device, channels_last)
-    val = SegmentationDataset(data_dir, "val", train=False)
-    rows = prediction_rows(model, val, device, count, amp_dtype=amp_dtype, channels_last=channels_last)
+    dataset = SegmentationDataset(data_dir, split, train=False)
+    indices = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int).tolist()
+    rows = prediction_rows(model, dataset, device, indices, amp_dtype=amp_dtype, channels_last=channels_last)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
     for k, row in enumerate(rows):
         for ax, panel, title in zip(axes[k], row, ("image", "ground truth", "prediction"), strict=True):
@@ -173,6 +180,8 @@ def main() -> None:
     run.add_argument("--save_dir", default="experiments/")
     run.add_argument("--tensorboard_dir", default="runs/")
     run.add_argument("--data_dir", default="data/demo")
+    run.add_argument("--split", default="val", help="the split list the prediction grid draws from")
+    run.add_argument("--count", type=int, default=6, help="images in the prediction grid")
     args = parser.parse_args()
     ASSETS.mkdir(exist_ok=True)
     if args.figure == "architecture":
@@ -180,8 +189,11 @@ def main() -> None:
         print(f"wrote {ASSETS / 'architecture.png'}")
     else:
         curves, predictions = ASSETS / f"{args.name}_curves.png", ASSETS / f"{args.name}_predictions.png"
-        draw_curves(read_scalars(Path(args.tensorboard_dir) / args.name), curves, f"run '{args.name}'")
-        draw_predictions(Path(args.save_dir) / args.name / "best.pth", args.data_dir, predictions)
+        checkpoint = Path(args.save_dir) / args.name / "best.pth"
+        flags = load_checkpoint(checkpoint).get("args", {})
+        scalars = read_scalars(Path(args.tensorboard_dir) / args.name)
+        draw_curves(scalars, curves, f"run '{args.name}'", flags.get("class_weights", "none"))
+        draw_predictions(checkpoint, args.data_dir, predictions, args.count, args.split)
         print(f"wrote {curves} and {predictions}")
 
 

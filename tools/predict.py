@@ -28,7 +28,9 @@ from inference import add_inference_flags, inference_options, predict_classes  #
 from layouts import IMAGE_SUFFIXES, checkpoint_classes, colorize, palette  # noqa: E402
 from model import UNet, fused_for_inference  # noqa: E402
 from utils import (  # noqa: E402
+    AMP_DTYPES,
     UserError,
+    exit_status,
     load_checkpoint,
     save_image_atomically,
     select_amp,
@@ -110,7 +112,8 @@ def write_outputs(
         save_image_atomically(Image.fromarray(blend), target.with_name(f"{target.stem}_overlay.png"))
 
 
-def run(args: argparse.Namespace) -> int:
+def predict_files(args: argparse.Namespace) -> int:
+    """Segment every --input image into --output; 1 when some could not be read (the others are written)."""
     device = select_device(args.device, 0)
     amp_dtype = select_amp(args.amp, device)
     channels_last = select_channels_last("auto", amp_dtype)  # as main.py validates
@@ -174,18 +177,11 @@ def main() -> int:
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present"
     )
-    parser.add_argument(
-        "--amp", choices=("auto", "off", "bf16", "fp16"), default="auto", help="mixed precision"
-    )
+    parser.add_argument("--amp", choices=("auto", *AMP_DTYPES), default="auto", help="mixed precision")
     parser.add_argument("--batch_size", type=int, default=8, help="images of equal size segmented together")
     add_inference_flags(parser)
-    args = parser.parse_args()
-    try:
-        return run(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return predict_files(parser.parse_args())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

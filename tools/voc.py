@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, VOC_PALETTE, indices_from_colors, invalid_labels  # noqa: E402
-from utils import UserError, save_image_atomically, write_text_atomically  # noqa: E402
+from utils import UserError, exit_status, save_image_atomically, write_text_atomically  # noqa: E402
 
 VOC_INDICES = [*range(VOC_NUM_CLASSES), IGNORE_INDEX]  # what a VOC annotation may hold
 
@@ -185,11 +185,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=0, help="processes (default: 0 = one per core)")
     parser.add_argument("--force", action="store_true", help="rewrite masks that are already correct")
     args = parser.parse_args()
-    try:
-        report = prepare(args.data_dir, args.workers, args.force)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    report = prepare(args.data_dir, args.workers, args.force)
 
     sizes = report["lists"]
     print(
@@ -220,4 +216,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))
