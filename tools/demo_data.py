@@ -212,13 +212,13 @@ def make_sbd_tree(root: Path, files: int, seed: int = 0) -> Path:
             )
             mask[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = c
         save_sbd_mat(sbd / "cls" / f"{image_id}.mat", mask)
-    (sbd / "train.txt").write_text("\n".join(ids) + "\n")
-    for name in (
+    write_list(sbd / "train.txt", ids)
+    for path in (
         sbd / "val.txt",
         voc / "ImageSets/Segmentation/train.txt",
         voc / "ImageSets/Segmentation/val.txt",
     ):
-        name.write_text("")
+        write_list(path, [])
     return root
 
 
@@ -237,7 +237,7 @@ def make_prepared_tree(root: Path, images: int, seed: int = 0) -> Path:
             voc / f"JPEGImages/{image_id}.jpg", quality=90
         )
         Image.fromarray(mask).resize(size, Image.NEAREST).save(voc / f"SegmentationClassAug/{image_id}.png")
-    (voc / "ImageSets/Segmentation/trainaug.txt").write_text("\n".join(ids) + "\n")
+    write_list(voc / "ImageSets/Segmentation/trainaug.txt", ids)
     return root
 
 
