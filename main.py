@@ -429,7 +429,8 @@ def main(args: argparse.Namespace) -> None:
     )  # fmt: skip
     splits = records.write_splits(train_set, val_set)
     if is_main:
-        print(run_header(args.name, layout, (train_set, val_set), splits, runtime, model, checkpoint))
+        resumed_after = start_epoch if checkpoint else None
+        print(run_header(args.name, layout, (train_set, val_set), splits, runtime, model, resumed_after))
 
     for epoch in range(start_epoch, args.epochs):
         start = time.perf_counter()
@@ -457,9 +458,10 @@ def run_header(
     splits: Path,
     runtime: Runtime,
     model: torch.nn.Module,
-    checkpoint: dict | None,
+    resumed_after: int | None,
 ) -> str:
-    """The run's first line: data (train and val sets), device, precision, processes, model size."""
+    """The run's first line: data (train and val sets), device, precision, processes, model size, and
+    the epoch a resumed run continues after (None: a new run)."""
     train_set, val_set = datasets
     held_out = " (val held out by hash)" if layout.holds_out() else ""
     parameters = sum(p.numel() for p in model.parameters()) / 1e6
@@ -468,7 +470,7 @@ def run_header(
         f"{train_set.split} / {len(val_set)} {val_set.split} images{held_out}, lists in {splits}/; "
         f"{runtime.device}, amp {amp_name(runtime.amp_dtype)}, channels_last {runtime.channels_last}, "
         f"{runtime.world_size} process(es), {parameters:.2f} M parameters"
-        + (f", resuming after epoch {checkpoint.get('epoch', 0)}" if checkpoint else "")
+        + (f", resuming after epoch {resumed_after}" if resumed_after is not None else "")
     )
 
 
