@@ -1,7 +1,8 @@
 """Segmentation datasets (VOC-aug, labelme, CVAT, the plain layout), augmentation and loaders.
 
 Workers return uint8 tensors (image 3xHxW RGB, mask HxW with 255 = void); `to_device` turns a batch
-into normalised floats on the device, so no worker ever does float work.
+into normalised floats on the device, so no worker ever does float work (colour jitter runs in PIL's
+8-bit code).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from PIL import Image
+from PIL import Image, ImageEnhance
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from layouts import IGNORE_INDEX, DataLayout, describe
@@ -32,7 +33,9 @@ class SegmentationDataset(Dataset):
     """Images and masks of one split of any layout that `layouts.describe` recognises.
 
     train=True: random scale, crop_size x crop_size random crop (padded with image 0 / mask 255 where
-    the scaled image is smaller), horizontal flip; every draw depends on (seed, epoch, index) only.
+    the scaled image is smaller), horizontal flip, and with color_jitter > 0 random brightness,
+    contrast and saturation factors in [1 - color_jitter, 1 + color_jitter] (applied in that order to
+    the image pixels of the crop, not its padding); every draw depends on (seed, epoch, index) only.
     train=False: the whole image and mask at their own size, as tools/predict.py predicts them.
     Items are (image uint8 3xHxW RGB, mask uint8 HxW). split=None: the layout's training split
     ("trainaug" for VOC-aug, "train" otherwise) when train=True, else "val".
@@ -46,6 +49,7 @@ class SegmentationDataset(Dataset):
         crop_size: int = 320,
         scale: tuple[float, float] = (0.5, 2.0),
         seed: int = 0,
+        color_jitter: float = 0.0,
     ) -> None:
         self.layout = layout = data_dir if isinstance(data_dir, DataLayout) else describe(data_dir)
         self.split = split or (layout.train_split if train else "val")
@@ -68,6 +72,7 @@ class SegmentationDataset(Dataset):
         self.crop_size = crop_size
         self.scale = scale
         self.seed = seed
+        self.color_jitter = color_jitter
         # Shared memory, so that persistent loader workers see set_epoch without being restarted.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -146,6 +151,8 @@ class SegmentationDataset(Dataset):
             region = to_rgb(image).resize((right - left, bottom - top), Image.BILINEAR, box=box)
         except OSError as error:
             raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
+        if self.color_jitter > 0:  # its own stream, so that the crop and flip are those without jitter
+            region = self._jitter(region, np.random.default_rng([self.seed, int(self._epoch), index, 1]))
         out_image[top - y0 : bottom - y0, left - x0 : right - x0] = np.asarray(region)
 
         # Nearest neighbour at the same pixel centres as the image resize: never invents classes.
@@ -153,6 +160,13 @@ class SegmentationDataset(Dataset):
         cols = np.minimum(((np.arange(left, right) + 0.5) / sx).astype(np.int64), width - 1)
         out_mask[top - y0 : bottom - y0, left - x0 : right - x0] = mask[np.ix_(rows, cols)]
         return out_image, out_mask
+
+    def _jitter(self, region: Image.Image, rng: np.random.Generator) -> Image.Image:
+        """Brightness, contrast, saturation (torchvision ColorJitter's meanings), each by its own factor."""
+        low, high = max(0.0, 1 - self.color_jitter), 1 + self.color_jitter
+        for enhance in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            region = enhance(region).enhance(rng.uniform(low, high))
+        return region
 
     def _whole(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image, mask = self._open(index)

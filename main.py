@@ -71,6 +71,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="random scale range of training images",
     )
     parser.add_argument(
+        "--color_jitter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="random brightness, contrast and saturation factors in [1-S, 1+S] on training crops (0 = off)",
+    )
+    parser.add_argument(
         "--val_split", default="val", help="the split list validated on (e.g. test, with --eval_only)"
     )
     parser.add_argument(
@@ -153,6 +160,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(**DEMO_SETTINGS)
         args = parser.parse_args(argv)
         args.data_dir = str(Path(args.data_dir) / "demo")
+    if args.color_jitter < 0:
+        parser.error(f"--color_jitter {args.color_jitter}: give a factor spread of 0 (off) or more, e.g. 0.3")
     if args.tta and not args.eval_only:
         parser.error("--tta applies to --eval_only (validation during training stays plain)")
     if args.eval_only and not args.resume:
@@ -178,7 +187,12 @@ def get_val_dataset(layout: DataLayout, args: argparse.Namespace) -> Segmentatio
 def get_train_dataset(layout: DataLayout, args: argparse.Namespace) -> tuple[SegmentationDataset, np.ndarray]:
     """The training split and its pixel counts (images x classes), read once: a bad mask stops the run."""
     train = SegmentationDataset(
-        layout, train=True, crop_size=args.crop_size, scale=tuple(args.scale), seed=args.seed
+        layout,
+        train=True,
+        crop_size=args.crop_size,
+        scale=tuple(args.scale),
+        seed=args.seed,
+        color_jitter=args.color_jitter,
     )
     return train, train.scan_masks()
 

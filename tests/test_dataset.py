@@ -7,6 +7,7 @@ from PIL import Image
 
 from dataset import SameSizeBatches, ShardSampler, VOCSegmentation, make_loader, set_epoch, to_device
 from layouts import IGNORE_INDEX, VOC_PALETTE
+from main import parse_args
 from tests.helpers import prepared_tree
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
@@ -117,6 +118,43 @@ def test_draws_depend_on_seed_epoch_and_index_only(prepared_demo):
     assert all(torch.equal(x, y) for x, y in zip(a[3], b[3], strict=True))
     a.set_epoch(6)
     assert not torch.equal(a[3][0], b[3][0])
+
+
+def test_color_jitter_scales_brightness_within_its_range_and_leaves_mask_and_padding(tmp_path):
+    # A grey image: contrast and saturation leave it as it is, so only the brightness factor shows.
+    image = np.full((30, 40, 3), 100, dtype=np.uint8)
+    root = prepared_tree(tmp_path, {"a": (image, np.full((30, 40), 5))}, {"trainaug": ["a"]})
+    plain = VOCSegmentation(root, "trainaug", train=True, crop_size=64, scale=(1.0, 1.0))
+    jittered = VOCSegmentation(root, "trainaug", train=True, crop_size=64, scale=(1.0, 1.0), color_jitter=0.2)
+    values = set()
+    for epoch in range(20):
+        plain.set_epoch(epoch)
+        jittered.set_epoch(epoch)
+        plain_mask, (image, mask) = plain[0][1], jittered[0]
+        content = mask != IGNORE_INDEX
+        assert torch.equal(mask, plain_mask) and (image[:, ~content] == 0).all()
+        assert len(image[:, content].unique()) == 1  # one factor for the whole crop
+        values.add(int(image[0, content][0]))
+    assert all(80 <= v <= 120 for v in values) and len(values) >= 10
+
+
+def test_color_jitter_changes_colour_but_keeps_image_and_mask_aligned(striped):
+    plain = VOCSegmentation(striped, "trainaug", train=True, crop_size=96, seed=3)
+    jittered = VOCSegmentation(striped, "trainaug", train=True, crop_size=96, seed=3, color_jitter=0.4)
+    changed = 0
+    for epoch in range(4):
+        plain.set_epoch(epoch)
+        jittered.set_epoch(epoch)
+        for i in range(len(plain)):
+            (plain_image, plain_mask), (image, mask) = plain[i], jittered[i]
+            assert torch.equal(mask, plain_mask)  # same crop, scale and flip as without jitter
+            changed += not torch.equal(image, plain_image)
+    assert changed == 4 * len(plain)
+
+
+def test_negative_color_jitter_is_refused():
+    with pytest.raises(SystemExit):
+        parse_args(["--color_jitter", "-0.1"])
 
 
 def batches(loader, epoch):
