@@ -74,8 +74,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--color_jitter",
         type=float,
         default=0.0,
-        metavar="S",
-        help="random brightness, contrast and saturation factors in [1-S, 1+S] on training crops (0 = off)",
+        help="spread x of the random brightness, contrast and saturation factors of training crops, each "
+        "in [1-x, 1+x] (0 = off)",
     )
     parser.add_argument(
         "--val_split", default="val", help="the split list validated on (e.g. test, with --eval_only)"
