@@ -100,7 +100,7 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.train:
-            rng = np.random.default_rng([self.seed, int(self._epoch), index])
+            rng = self._rng(index)
             image, mask = self._random_crop(index, rng)
             if rng.random() < 0.5:
                 image, mask = image[:, ::-1], mask[:, ::-1]
@@ -108,6 +108,10 @@ class SegmentationDataset(Dataset):
             image, mask = self._whole(index)
         image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return image, torch.from_numpy(np.ascontiguousarray(mask))
+
+    def _rng(self, index: int, *stream: int) -> np.random.Generator:
+        """The random draws of one sample in this epoch: a function of (seed, epoch, index, *stream) only."""
+        return np.random.default_rng([self.seed, int(self._epoch), index, *stream])
 
     def _open(self, index: int) -> tuple[Image.Image, np.ndarray]:
         """The (still undecoded) JPEG and the checked mask array of one sample."""
@@ -152,7 +156,7 @@ class SegmentationDataset(Dataset):
         except OSError as error:
             raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
         if self.color_jitter > 0:  # its own stream, so that the crop and flip are those without jitter
-            region = self._jitter(region, np.random.default_rng([self.seed, int(self._epoch), index, 1]))
+            region = self._jitter(region, self._rng(index, 1))
         out_image[top - y0 : bottom - y0, left - x0 : right - x0] = np.asarray(region)
 
         # Nearest neighbour at the same pixel centres as the image resize: never invents classes.
