@@ -7,7 +7,6 @@ from PIL import Image
 
 from dataset import SameSizeBatches, ShardSampler, VOCSegmentation, make_loader, set_epoch, to_device
 from layouts import IGNORE_INDEX, VOC_PALETTE
-from main import parse_args
 from tests.helpers import prepared_tree
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
@@ -150,11 +149,6 @@ def test_color_jitter_changes_colour_but_keeps_image_and_mask_aligned(striped):
             assert torch.equal(mask, plain_mask)  # same crop, scale and flip as without jitter
             changed += not torch.equal(image, plain_image)
     assert changed == 4 * len(plain)
-
-
-def test_negative_color_jitter_is_refused():
-    with pytest.raises(SystemExit):
-        parse_args(["--color_jitter", "-0.1"])
 
 
 def batches(loader, epoch):

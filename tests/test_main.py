@@ -315,6 +315,11 @@ def test_class_weights_none_leave_the_loss_unweighted():
     assert get_class_weights(np.array([[30, 10, 0]]), "none", torch.device("cpu")) is None
 
 
+def test_negative_color_jitter_is_refused():
+    with pytest.raises(SystemExit):
+        parse_args(["--color_jitter", "-0.1"])
+
+
 def test_a_run_with_median_frequency_weights_records_the_flag(tmp_path, prepared_demo):
     result = train(prepared_demo, tmp_path, *"--epochs 1 --class_weights median_freq".split())
     assert result.returncode == 0, result.stderr
