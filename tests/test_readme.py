@@ -57,6 +57,7 @@ def test_main_commands_use_existing_flags_that_parse():
         "tools/export.py",
         "tools/figures.py",
         "tools/benchmark.py",
+        "tools/precision.py",
     ],
 )
 def test_tool_commands_exist_and_use_their_flags(script):
