@@ -30,9 +30,10 @@ def test_bf16_gradients_are_nearer_float32_than_another_batch_is(checkpoint, pre
     assert bf16 < 0.5 * other_batch
 
 
-def test_more_pairs_than_the_training_images_hold_is_refused_naming_the_flag(checkpoint, prepared_demo):
-    with pytest.raises(UserError, match="--pairs 4"):  # 24 images: 3 pairs of batches of 4
-        main(["--checkpoint", str(checkpoint), "--data_dir", str(prepared_demo), "--pairs", "4"])
+@pytest.mark.parametrize("pairs", ["0", "4"])  # 24 images: 1 to 3 pairs of batches of 4
+def test_pairs_the_training_images_cannot_hold_are_refused_naming_the_flag(checkpoint, prepared_demo, pairs):
+    with pytest.raises(UserError, match=f"--pairs {pairs}: pass 1 to 3"):
+        main(["--checkpoint", str(checkpoint), "--data_dir", str(prepared_demo), "--pairs", pairs])
 
 
 def test_float32_batchnorm_runs_batchnorm_in_float32_under_bf16_autocast_and_only_inside():

@@ -8,9 +8,8 @@ Each figure is a relative distance ||g - g_fp32|| / ||g_fp32||, the mean over --
 batches (crops, scales, flips and colour jitter as main.py draws them in epoch 0, with the checkpoint's
 --crop_size, --scale, --color_jitter and --batch_size; the loss unweighted). Columns: bf16 (main.py's
 autocast), bf16 with every BatchNorm run in float32 (its input cast up), and float32 on the pair's other
-batch. The weights are the
-checkpoint's throughout: BatchNorm's running statistics are put back after each pass. A CPU without
-native bf16 computes it in software, slowly.
+batch. The weights are the checkpoint's throughout: BatchNorm's running statistics are put back after
+each pass. A CPU without native bf16 computes it in software, slowly.
 """
 
 from __future__ import annotations
@@ -74,7 +73,7 @@ def gradients(
 
 
 def distances(model: torch.nn.Module, first: tuple, other: tuple) -> dict[str, list[float]]:
-    """Per block, the relative distance to the float32 gradient of `first` of each column's gradient."""
+    """Per block, each column's relative distance to the float32 gradient of `first`."""
     reference = gradients(model, *first, None)
     compared = (
         gradients(model, *first, torch.bfloat16),
@@ -114,10 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     batch_size = trained["batch_size"]
     order = np.random.default_rng(args.seed).permutation(len(dataset))[: 2 * args.pairs * batch_size]
-    if len(order) < 2 * args.pairs * batch_size:
+    if args.pairs < 1 or len(order) < 2 * args.pairs * batch_size:
         raise UserError(
-            f"--pairs {args.pairs}: {args.data_dir} has {len(dataset)} training images, fewer than"
-            f" {2 * args.pairs} batches of {batch_size}; pass a smaller --pairs"
+            f"--pairs {args.pairs}: pass 1 to {len(dataset) // (2 * batch_size)}, the pairs of batches of"
+            f" {batch_size} that the {len(dataset)} training images of {args.data_dir} hold"
         )
     batches = []
     for start in range(0, len(order), batch_size):
