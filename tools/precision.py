@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import SegmentationDataset, to_device  # noqa: E402
 from main import criterion  # noqa: E402
-from model import UNet  # noqa: E402
+from tools.predict import unet_from_checkpoint  # noqa: E402
 from utils import UserError, autocast, exit_status, load_checkpoint  # noqa: E402
 
 COLUMNS = ("bf16", "bf16, BatchNorm in fp32", "fp32, other batch")
@@ -101,9 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     checkpoint = load_checkpoint(args.checkpoint)
     trained = checkpoint["args"]
-    model = UNet(**checkpoint["model_config"])
-    model.load_state_dict(checkpoint["model"])
-    model.train()
+    model = unet_from_checkpoint(checkpoint, args.checkpoint).train()
     dataset = SegmentationDataset(
         args.data_dir,
         train=True,
@@ -120,11 +119,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     batches = []
     for start in range(0, len(order), batch_size):
-        samples = [dataset[int(i)] for i in order[start : start + batch_size]]
-        images, masks = (torch.stack(parts) for parts in zip(*samples, strict=True))
+        images, masks = default_collate([dataset[int(i)] for i in order[start : start + batch_size]])
         batches.append(to_device(images, masks, torch.device("cpu")))
     pairs = [distances(model, batches[2 * k], batches[2 * k + 1]) for k in range(args.pairs)]
-    result = {block: [float(np.mean([p[block][c] for p in pairs])) for c in range(3)] for block in pairs[0]}
+    result = {block: np.mean([p[block] for p in pairs], axis=0).tolist() for block in pairs[0]}
     print(f"| block | {' | '.join(COLUMNS)} |")
     print(f"| --- |{' --- |' * len(COLUMNS)}")
     for block, row in result.items():

@@ -82,6 +82,13 @@ def load_model(
             f"{checkpoint_path} names {len(names)} classes but its U-Net has "
             f"{checkpoint['model_config']['num_classes']} outputs: it was not written by main.py"
         )
+    model = unet_from_checkpoint(checkpoint, checkpoint_path)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return fused_for_inference(model.to(device, memory_format=memory_format)), names, colors
+
+
+def unet_from_checkpoint(checkpoint: dict, checkpoint_path: Path) -> UNet:
+    """The U-Net a loaded checkpoint describes, with its weights, on the CPU, as trained (not folded)."""
     model = UNet(**checkpoint["model_config"])
     try:
         model.load_state_dict(checkpoint["model"])
@@ -89,8 +96,7 @@ def load_model(
         raise UserError(
             f"{checkpoint_path} does not fit the U-Net it describes: {str(error).splitlines()[0]}"
         ) from None
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return fused_for_inference(model.to(device, memory_format=memory_format)), names, colors
+    return model
 
 
 @torch.no_grad()
