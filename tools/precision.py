@@ -111,12 +111,13 @@ def main(argv: list[str] | None = None) -> None:
         color_jitter=trained.get("color_jitter", 0.0),  # absent from checkpoints older than the flag
     )
     batch_size = trained["batch_size"]
-    order = np.random.default_rng(args.seed).permutation(len(dataset))[: 2 * args.pairs * batch_size]
-    if args.pairs < 1 or len(order) < 2 * args.pairs * batch_size:
+    needed = 2 * args.pairs * batch_size
+    if args.pairs < 1 or needed > len(dataset):
         raise UserError(
             f"--pairs {args.pairs}: pass 1 to {len(dataset) // (2 * batch_size)}, the pairs of batches of"
             f" {batch_size} that the {len(dataset)} training images of {args.data_dir} hold"
         )
+    order = np.random.default_rng(args.seed).permutation(len(dataset))[:needed]
     batches = []
     for start in range(0, len(order), batch_size):
         images, masks = default_collate([dataset[int(i)] for i in order[start : start + batch_size]])
