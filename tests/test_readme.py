@@ -69,6 +69,13 @@ def test_tool_commands_exist_and_use_their_flags(script):
             assert f'"{flag}"' in source, (script, flag)
 
 
+def test_emulated_bf16_commands_are_main_commands_under_amp_bf16():
+    found = list(commands("tools/emulate_bf16.py"))
+    assert found and (ROOT / "tools/emulate_bf16.py").is_file()
+    for args in found:
+        assert get_args_parser().parse_args(args).amp == "bf16", args  # the tool takes main.py's flags
+
+
 def test_the_plain_layout_conversion_example_writes_a_loadable_data_set(tmp_path, monkeypatch):
     from layouts import describe
 
