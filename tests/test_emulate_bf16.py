@@ -5,6 +5,7 @@ import torch
 
 import inference
 import main
+from model import UNet
 from tools.emulate_bf16 import EmulatedBF16, run
 from utils import UserError, autocast
 
@@ -58,6 +59,17 @@ def test_the_input_gradient_of_a_1x1_convolution_equals_pytorchs_bf16():
     real = conv_pass(conv, x, grad, torch.autocast("cpu", dtype=torch.bfloat16))
     emulated = conv_pass(conv, x, grad, EmulatedBF16())
     assert relative(emulated[1], real[1]) < 1e-4
+
+
+def test_a_unets_logits_are_nearer_pytorchs_bf16_than_float32s_are():
+    torch.manual_seed(0)
+    model = UNet(3, 11, 8)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        real = model(x)
+    with EmulatedBF16():
+        emulated = model(x)
+    assert relative(emulated, real) < 0.5 * relative(model(x), real)
 
 
 def test_everything_but_convolutions_runs_in_float32_untouched():
