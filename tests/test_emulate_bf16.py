@@ -43,7 +43,8 @@ def test_a_convolution_reads_and_writes_bf16_as_autocast_does_and_keeps_float32_
     real = conv_pass(conv, x, grad, torch.autocast("cpu", dtype=torch.bfloat16))
     emulated = conv_pass(conv, x, grad, EmulatedBF16())
     # forward: the same bf16 output as PyTorch's bf16 up to the order of the float32 sums
-    assert relative(emulated[0], real[0]) < 1e-4 < 1e-3 < relative(fp32[0], real[0])
+    assert relative(emulated[0], real[0]) < 1e-4
+    assert relative(fp32[0], real[0]) > 1e-3  # float32 is not: the rounding is what is emulated
     # backward: gradients rounded to bf16 (float32 tensors holding bf16 values), unlike float32's
     for tensor in emulated:
         assert tensor.dtype == torch.float32 and is_bf16(tensor)
@@ -94,7 +95,7 @@ def test_a_training_run_is_emulated_bf16_and_main_is_left_as_it_was(tmp_path, pr
     assert main.autocast is autocast and inference.autocast is autocast
     assert main.cli([*common, "--amp", "off", "--name", "fp32"]) == 0
     metrics = (tmp_path / "exp" / "emulated" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["epoch"] for line in metrics] == [1]  # validated (emulated too) and logged
+    assert [json.loads(line)["epoch"] for line in metrics] == [1]  # trained, validated, logged
     emulated, fp32 = (
         torch.load(tmp_path / "exp" / n / "last.pth", weights_only=True) for n in ("emulated", "fp32")
     )
