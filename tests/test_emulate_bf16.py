@@ -87,6 +87,11 @@ def test_other_precisions_are_refused_naming_the_flag():
         run(["--amp", "off"])
 
 
+def test_compile_is_refused_naming_the_flag():  # torch.compile traces past the emulation's rounding
+    with pytest.raises(UserError, match="--compile: .* drop --compile"):
+        run(["--amp", "bf16", "--compile"])
+
+
 def test_a_training_run_is_emulated_bf16_and_main_is_left_as_it_was(tmp_path, prepared_demo):
     common = ["--data_dir", str(prepared_demo), "--save_dir", str(tmp_path / "exp"), "--tensorboard_dir",
               str(tmp_path / "tb"), "--epochs", "1", "--batch_size", "4", "--crop_size", "48",

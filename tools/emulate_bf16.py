@@ -11,7 +11,8 @@ tool does exactly that in float32 arithmetic: each convolution's tensors are rou
 in and its output on the way out, and the gradients likewise on the way back. PyTorch's own bf16 on
 such a CPU is a software path that is 41x slower here and sums the taps of a kernel in bf16 on the
 backward pass, which native kernels do not. One difference remains: where two gradients meet (a skip
-connection), autocast adds them in bf16, this in float32. Speed from this tool means nothing.
+connection), autocast adds them in bf16, this in float32. Speed from this tool means nothing, and
+`--compile` is refused: the compiled graph would be traced without the rounding.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def run(argv: list[str] | None = None) -> int:
     args = main.parse_args(argv)
     if args.amp != "bf16":
         raise UserError(f"--amp {args.amp}: this tool emulates --amp bf16; pass --amp bf16 (or use main.py)")
+    if args.compile:  # the compiled graph is traced without the emulation's rounding
+        raise UserError("--compile: the emulation holds for the uncompiled model only; drop --compile")
     with bf16_emulated():
         return main.cli(argv)
 
