@@ -11,14 +11,23 @@ Layouts (README, "Train on your own data"):
     VOC-aug   VOCdevkit/VOC2012/{JPEGImages, SegmentationClassAug, ImageSets/Segmentation/*.txt}
     labelme   class_names.txt, JPEGImages/, SegmentationClassPNG/ or SegmentationClass/ (palette PNGs)
     CVAT      labelmap.txt, JPEGImages/, SegmentationClass/ (RGB PNGs), ImageSets/Segmentation/*.txt
-    plain     classes.txt, images/, masks/ (index PNGs), splits/*.txt
+    plain     images/, masks/ (PNG, GIF, TIFF or BMP: <id>.<ext> or <id>_mask.<ext>), classes.txt
+              (optional), splits/*.txt (optional)
+
+Mask values (plain layout; the rule of README, "Binary masks"): a classes.txt line `name = value` states
+the value a class has in the masks. Otherwise masks hold class indices (line numbers, 255 = void), except
+that two listed classes with masks holding only 0 and 255 are 0 and 255. Without classes.txt the classes
+are the values found in the masks: two values are background and foreground (0/255, 0/1); more values
+are classes in ascending order, 255 void. The rule is printed at the start of a run and stored in the
+checkpoint (`values`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +38,9 @@ from utils import UserError
 IGNORE_INDEX = 255  # "void" in every mask as loaded: never trained on, never scored
 VAL_FRACTION = 0.1  # held out for validation when a data set has no split lists
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+MASK_SUFFIXES = {".png", ".gif", ".tif", ".tiff", ".bmp"}  # lossless formats; JPEG masks are refused
+LOSSY_SUFFIXES = {".jpg", ".jpeg", ".webp"}
+MASK_TAG = "_mask"  # Carvana's <id>_mask.gif: the tag is not part of the id
 YOUR_OWN_DATA = "README, 'Train on your own data'"
 
 
@@ -106,14 +118,34 @@ class DataLayout:
     rgb_masks: bool  # masks are colours to map through `colors` (CVAT), not class indices
     fix: str  # what to do about a bad mask, for error messages
     all_list: str | None = None  # a list naming every id (CVAT's default.txt), when the layout has one
+    values: tuple[int, ...] | None = None  # each class's value in the mask files; None: its index
+    value_rule: str = "class indices, 255 = void"  # how `values` was decided, for the run
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def mask_values(self) -> tuple[int, ...]:
+        """Each class's value in the mask files, in class order."""
+        return self.values if self.values is not None else tuple(range(self.num_classes))
+
     def class_table(self) -> dict:
-        """Names and colours as plain values, for checkpoints and exported models."""
-        return {"names": list(self.class_names), "colors": self.colors.tolist()}
+        """Names, colours and mask values as plain values, for checkpoints and exported models."""
+        return {
+            "names": list(self.class_names),
+            "colors": self.colors.tolist(),
+            "values": list(self.mask_values),
+        }
+
+    @functools.cached_property
+    def value_lookup(self) -> np.ndarray:
+        """int16 array of 65536: mask value -> class index, IGNORE_INDEX for void, -1 for no class."""
+        lookup = np.full(65536, -1, dtype=np.int16)
+        if IGNORE_INDEX not in self.mask_values:
+            lookup[IGNORE_INDEX] = IGNORE_INDEX
+        lookup[list(self.mask_values)] = np.arange(self.num_classes)
+        return lookup
 
     # Ids and splits
 
@@ -150,7 +182,7 @@ class DataLayout:
         if self.all_list and (self.list_dir / f"{self.all_list}.txt").is_file():
             return sorted(self.split_ids(self.all_list))
         images = set(self.images_by_id)
-        masks = {p.stem for p in self.mask_dir.glob("*.png")}
+        masks = set(self.masks_by_id)
         for have, lack, what in ((images, masks, "mask"), (masks, images, "image")):
             orphans = sorted(have - lack)
             if orphans:
@@ -178,44 +210,99 @@ class DataLayout:
                 found[path.stem] = path
         return found
 
+    @functools.cached_property
+    def masks_by_id(self) -> dict[str, Path]:
+        """id -> mask file in mask_dir: <id>.png for the tools' exports; for the plain layout also GIF,
+        TIFF and BMP, and <id>_mask.<ext>. A JPEG mask is an error: its edges hold values of no class."""
+        if self.kind != "plain":
+            return {p.stem: p for p in self.mask_dir.glob("*.png")}
+        found: dict[str, Path] = {}
+        for path in sorted(self.mask_dir.iterdir()) if self.mask_dir.is_dir() else []:
+            suffix = path.suffix.lower()
+            if suffix in LOSSY_SUFFIXES:
+                raise UserError(
+                    f"mask {path} is a {suffix[1:].upper()}: lossy compression blurs its edges into values "
+                    "of no class; save the masks as PNG (or GIF, TIFF, BMP) from the labelling tool"
+                )
+            if suffix not in MASK_SUFFIXES or not path.is_file():
+                continue
+            image_id = path.stem.removesuffix(MASK_TAG) if path.stem.endswith(MASK_TAG) else path.stem
+            if image_id in found:
+                raise UserError(f"{found[image_id]} and {path} are masks of the same id: keep one of them")
+            found[image_id] = path
+        return found
+
     def image_path(self, image_id: str) -> Path:
         if self.kind == "voc-aug":  # 17k files: no need to list the folder
             return self.image_dir / f"{image_id}.jpg"
         return self.images_by_id.get(image_id, self.image_dir / f"{image_id}.jpg")
 
     def mask_path(self, image_id: str) -> Path:
+        if self.kind == "plain":
+            return self.masks_by_id.get(image_id, self.mask_dir / f"{image_id}.png")
         return self.mask_dir / f"{image_id}.png"
 
     def read_mask(self, path: Path) -> np.ndarray:
         """uint8 HxW of class indices and IGNORE_INDEX; UserError naming the file and the fix for an
         unreadable mask, an unlisted colour or a value outside the classes."""
-        try:
-            with Image.open(path) as image:
-                if self.rgb_masks:
-                    mask, unknown = indices_from_colors(
-                        np.asarray(image.convert("RGB")), self.colors, list(range(self.num_classes))
-                    )
-                    if unknown:
-                        raise UserError(
-                            f"mask {path} holds colour {unknown}, which {self.root / 'labelmap.txt'} "
-                            f"does not list: {self.fix}"
-                        )
-                    return mask
-                mask = np.array(image)
-        except OSError as error:
-            raise UserError(f"cannot read mask {path}: {error}; {self.fix}") from None
-        if mask.ndim != 2:
-            raise UserError(
-                f"mask {path} has {mask.shape[2]} channels: masks of this layout hold class indices "
-                f"(8-bit grayscale or palette PNG); {self.fix}"
-            )
-        bad = invalid_labels(mask, self.num_classes)
-        if bad:
+        if self.rgb_masks:
+            return self._read_rgb_mask(path)
+        mask = read_mask_values(path, self.fix)
+        if self.values is None:
+            bad = invalid_labels(mask, self.num_classes)
+            if not bad:
+                return mask.astype(np.uint8, copy=False)
             raise UserError(
                 f"mask {path} holds values {bad} outside 0-{self.num_classes - 1} and {IGNORE_INDEX}: "
                 f"{self.fix}"
             )
+        wide = mask.dtype.itemsize > 2  # 32-bit TIFF values: beyond the lookup table, no class
+        classes = self.value_lookup[np.clip(mask, 0, 65535) if wide else mask]
+        unknown = (classes < 0) | (mask > 65535) if wide else classes < 0
+        if unknown.any():
+            bad = np.unique(mask[unknown]).tolist()[:8]
+            raise UserError(
+                f"mask {path} holds values {bad}, which are no class ({self.value_rule}): {self.fix}"
+            )
+        return classes.astype(np.uint8)
+
+    def _read_rgb_mask(self, path: Path) -> np.ndarray:
+        try:
+            with Image.open(path) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except OSError as error:
+            raise UserError(f"cannot read mask {path}: {error}; {self.fix}") from None
+        mask, unknown = indices_from_colors(rgb, self.colors, list(range(self.num_classes)))
+        if unknown:
+            raise UserError(
+                f"mask {path} holds colour {unknown}, which {self.root / 'labelmap.txt'} does not list: "
+                f"{self.fix}"
+            )
         return mask
+
+
+def read_mask_values(path: Path, fix: str) -> np.ndarray:
+    """The values a mask file stores, HxW (uint8, or uint16/int32 for 16-bit masks): palette PNGs give
+    their indices, GIFs their grey levels, 1-bit masks 0/1, grey RGB(A) masks one channel. UserError
+    naming the file for an unreadable or colour mask."""
+    try:
+        with Image.open(path) as image:
+            if image.format == "GIF":  # always palette-coded: the grey level is what the user drew
+                image = image.convert("L")
+            mask = np.array(image)
+    except OSError as error:
+        raise UserError(f"cannot read mask {path}: {error}; {fix}") from None
+    if mask.dtype == bool:
+        mask = mask.astype(np.uint8)
+    if mask.ndim == 3 and (mask[..., :3] == mask[..., :1]).all():  # grey saved as RGB: one channel
+        mask = mask[..., 0]
+    if mask.ndim != 2 or mask.dtype.kind not in "ui" or mask.min(initial=0) < 0:
+        kind = f"{mask.shape[2]} different channels" if mask.ndim == 3 else f"{mask.dtype} values"
+        raise UserError(
+            f"mask {path} has {kind}: masks of this layout hold one value per pixel "
+            f"(8- or 16-bit grayscale or palette); {fix}"
+        )
+    return mask
 
 
 def held_out(ids: list[str], fraction: float = VAL_FRACTION) -> set[str]:
@@ -268,15 +355,97 @@ def read_labelmap(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
     return check_class_names(names, path), np.array(colors, dtype=np.uint8)
 
 
-def read_plain_classes(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
-    """The plain layout's classes.txt: `name` or `name: r,g,b` lines in index order; classes without a
-    colour take the VOC colour map's."""
-    names, colors = [], []
+def read_plain_classes(path: Path) -> tuple[tuple[str, ...], np.ndarray, tuple[int, ...] | None]:
+    """The plain layout's classes.txt: `name`, `name = value` or either followed by `: r,g,b`, one class a
+    line in index order -> names, colours (the VOC colour map's where a line gives none), and the values
+    the lines state (None when none does)."""
+    names, colors, values = [], [], []
     for line in (line for line in path.read_text().splitlines() if line.strip()):
-        name, _, color = line.partition(":")
+        named, _, color = line.partition(":")
+        name, equals, value = named.partition("=")
         names.append(name.strip())
         colors.append(parse_color(color, path, line) if color.strip() else tuple(VOC_PALETTE[len(colors)]))
-    return check_class_names(names, path), np.array(colors, dtype=np.uint8)
+        if equals:
+            if not value.strip().isdigit() or int(value) > 65535:
+                raise UserError(f"{path}: line '{line}' gives no mask value: write `name = value` (0-65535)")
+            values.append(int(value))
+    if values and len(values) != len(names):
+        raise UserError(
+            f"{path} states the mask value of some classes only: write `name = value` on every line"
+        )
+    if len(set(values)) != len(values):
+        raise UserError(f"{path} gives two classes one mask value: masks could not tell them apart")
+    return check_class_names(names, path), np.array(colors, dtype=np.uint8), tuple(values) or None
+
+
+def found_mask_values(paths: list[Path], fix: str, threads: int = 8) -> list[int]:
+    """The distinct values stored in the mask files, sorted (UserError naming a mask it cannot read)."""
+
+    def present(path: Path) -> np.ndarray:
+        mask = read_mask_values(path, fix)
+        return np.bincount(mask.ravel(), minlength=256) > 0
+
+    with ThreadPoolExecutor(threads) as pool:  # decoding releases the GIL
+        seen = functools.reduce(
+            lambda a, b: np.pad(a, (0, max(0, len(b) - len(a)))) | np.pad(b, (0, max(0, len(a) - len(b)))),
+            pool.map(present, paths),
+            np.zeros(256, dtype=bool),
+        )
+    return np.flatnonzero(seen).tolist()
+
+
+def mapping_text(names: tuple[str, ...], values: tuple[int, ...]) -> str:
+    return ", ".join(f"{v} -> {n}" for v, n in zip(values, names, strict=True))
+
+
+def plain_layout(root: Path) -> DataLayout:
+    """The plain layout, its mask values decided by the rule of this module's docstring."""
+    classes = root / "classes.txt"
+    fix = (
+        f"masks hold the line numbers of {classes} (0 = first line) and 255 for void, or the values that "
+        f"its lines state as `name = value` ({YOUR_OWN_DATA})"
+    )
+    listed = classes.is_file()
+    names, colors, values = read_plain_classes(classes) if listed else ((), np.zeros((0, 3), np.uint8), None)
+    layout = DataLayout(
+        "plain", root, names, colors, root / "images", root / "masks", root / "splits", "train",
+        rgb_masks=False, fix=fix,
+    )  # fmt: skip
+    if values is not None:
+        rule = f"as classes.txt states them: {mapping_text(names, values)}"
+        return replace(layout, values=values, value_rule=rule + void_note(values))
+    if listed and len(names) != 2:
+        return layout
+    if not layout.masks_by_id:
+        raise UserError(f"no masks in {layout.mask_dir}: put the masks there ({YOUR_OWN_DATA})")
+    found = found_mask_values(sorted(layout.masks_by_id.values()), fix)
+    if listed:
+        if set(found) != {0, 255}:
+            return layout
+        rule = f"two classes listed and the masks hold only 0 and 255: {mapping_text(names, (0, 255))}"
+        return replace(layout, values=(0, 255), value_rule=rule)
+    if len(found) == 2:
+        names = ("background", "foreground")
+        rule = f"no classes.txt, the masks hold two values: {mapping_text(names, tuple(found))}"
+    else:
+        found = [v for v in found if v != IGNORE_INDEX]
+        names = ("background", *(f"class_{v}" for v in found[1:]))
+        rule = f"no classes.txt, one class per value found in the masks: {mapping_text(names, tuple(found))}"
+    if len(found) < 2:
+        raise UserError(
+            f"the masks in {layout.mask_dir} hold only the value {found[0] if found else IGNORE_INDEX}: "
+            "that is one class; draw the other class (0/255 or 0/1 masks for background/foreground), or "
+            f"list the classes in {classes}"
+        )
+    fix = f"a value missing from the others: list the classes in {classes} as `name = value` lines"
+    return replace(
+        layout, class_names=check_class_names(list(names), classes), colors=VOC_PALETTE[: len(names)].copy(),
+        values=tuple(found), value_rule=rule + void_note(tuple(found)), fix=fix,
+    )  # fmt: skip
+
+
+def void_note(values: tuple[int, ...]) -> str:
+    return "" if IGNORE_INDEX in values else f"; {IGNORE_INDEX} = void"
 
 
 def describe(data_dir: Path | str) -> DataLayout:
@@ -311,18 +480,14 @@ def describe(data_dir: Path | str) -> DataLayout:
             fix="add its label to labelmap.txt (name:r,g,b::) or export the masks from CVAT again",
             all_list="default",
         )  # fmt: skip
-    if (root / "classes.txt").is_file():
-        names, colors = read_plain_classes(root / "classes.txt")
-        return DataLayout(
-            "plain", root, names, colors, root / "images", root / "masks", root / "splits", "train",
-            rgb_masks=False,
-            fix=f"masks hold the line numbers of {root / 'classes.txt'} (0 = first line) and 255 for void",
-        )  # fmt: skip
+    if (root / "classes.txt").is_file() or ((root / "images").is_dir() and (root / "masks").is_dir()):
+        return plain_layout(root)
     raise UserError(
         f"no data set found in {root}: for VOC-aug, split file "
         f"{voc / 'ImageSets' / 'Segmentation' / 'trainaug.txt'} is missing (prepare the data set with "
         f"`python tools/voc.py --data_dir {root}`); for your own data, --data_dir must hold a labelme "
-        f"export (class_names.txt), a CVAT export (labelmap.txt) or the plain layout (classes.txt): "
+        f"export (class_names.txt), a CVAT export (labelmap.txt) or the plain layout (images/ and masks/, "
+        f"with or without classes.txt): "
         f"{YOUR_OWN_DATA}"
     )
 
@@ -334,9 +499,23 @@ def checkpoint_classes(checkpoint: dict) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(table["names"]), np.asarray(table["colors"], dtype=np.uint8).reshape(-1, 3)
 
 
+def checkpoint_values(checkpoint: dict) -> tuple[int, ...]:
+    """Each class's value in the masks of the data set a checkpoint was trained on (its index for
+    checkpoints written before checkpoints stored the values)."""
+    names, _ = checkpoint_classes(checkpoint)
+    return tuple((checkpoint.get("classes") or {}).get("values") or range(len(names)))
+
+
 def check_checkpoint_classes(checkpoint: dict, path: Path, layout: DataLayout) -> None:
     """UserError naming both class lists when `checkpoint` was trained on other classes than `layout`'s."""
     names, _ = checkpoint_classes(checkpoint)
+    if names == layout.class_names and checkpoint_values(checkpoint) != layout.mask_values:
+        trained = mapping_text(names, checkpoint_values(checkpoint))
+        raise UserError(
+            f"checkpoint {path} was trained with mask values {trained} "
+            f"but data set {layout.root} has {mapping_text(names, layout.mask_values)}: state the values in "
+            f"{layout.root / 'classes.txt'} as `name = value` lines"
+        )
     if names != layout.class_names:
 
         def shown(items: tuple[str, ...]) -> str:

@@ -123,3 +123,39 @@ def plain_layout(root: Path, splits: dict[str, int], seed: int = 2) -> Path:
             Image.fromarray(mask, mode="L").save(root / "masks" / f"{image_id}.png")
         (root / "splits" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     return root
+
+
+def binary_layout(
+    root: Path,
+    count: int = 12,
+    suffix: str = ".png",
+    values: tuple[int, int] = (0, 255),
+    tag: str = "",
+    classes: str | None = None,
+    splits: dict[str, list[int]] | None = None,
+    seed: int = 3,
+) -> Path:
+    """Binary data as U-Net users store it: grayscale images/<id>.png (bright blobs on a dark, noisy
+    field) and masks/<id><tag><suffix> holding values[0] (background) and values[1] (blobs), 16-bit where
+    a value exceeds 255 (PNG, GIF, TIFF or BMP, as PIL writes them); classes.txt with the given text, and
+    splits/<split>.txt listing the given sample numbers."""
+    rng = np.random.default_rng(seed)
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if max(values) > 255 else np.uint8
+    for k in range(count):
+        blobs = np.zeros((48, 64), dtype=bool)
+        for _ in range(3):
+            y, x = rng.integers(6, 42), rng.integers(6, 58)
+            yy, xx = np.ogrid[:48, :64]
+            blobs |= (yy - y) ** 2 + (xx - x) ** 2 < rng.integers(16, 60)
+        image = np.where(blobs, 190, 50) + rng.integers(0, 30, blobs.shape)
+        Image.fromarray(image.astype(np.uint8), mode="L").save(root / "images" / f"s{k:02d}.png")
+        mask = np.where(blobs, values[1], values[0]).astype(dtype)
+        Image.fromarray(mask).save(root / "masks" / f"s{k:02d}{tag}{suffix}")
+    if classes is not None:
+        (root / "classes.txt").write_text(classes)
+    for split, numbers in (splits or {}).items():
+        (root / "splits").mkdir(exist_ok=True)
+        (root / "splits" / f"{split}.txt").write_text("".join(f"s{k:02d}\n" for k in numbers))
+    return root

@@ -13,6 +13,7 @@ from tests.helpers import (
     CVAT_COLORS,
     OWN_CLASSES,
     ROOT,
+    binary_layout,
     cvat_export,
     labelme_export,
     plain_layout,
@@ -21,6 +22,7 @@ from tests.helpers import (
 from utils import UserError
 
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+ISBI = ROOT.parent / "shared" / "data" / "isbi2012"
 
 
 def source_mask(layout, image_id):
@@ -236,3 +238,125 @@ def test_camvid_label_outside_the_classes_stops_before_writing(camvid_src, tmp_p
     result = run_script("tools/camvid.py", "--src", str(src), "--data_dir", str(out))
     assert result.returncode == 2 and "[12]" in result.stderr and "valannot" in result.stderr
     assert not out.exists()
+
+
+# Binary masks as stored: the value rule of layouts.py
+
+
+def blobs_of(root, image_id):
+    """Where the generated image is bright: the blobs that binary_layout's masks mark."""
+    return np.array(Image.open(root / "images" / f"{image_id}.png")) > 120
+
+
+@pytest.mark.parametrize(
+    "suffix, values, tag",
+    [
+        (".png", (0, 255), ""),
+        (".png", (0, 1), ""),
+        (".gif", (0, 255), "_mask"),  # Carvana's names
+        (".tif", (0, 65535), ""),  # 16-bit
+        (".png", (0, 65535), "_mask"),
+        (".bmp", (0, 255), ""),
+    ],
+)
+def test_binary_masks_without_a_class_list_load_as_background_and_foreground(tmp_path, suffix, values, tag):
+    root = binary_layout(tmp_path, count=4, suffix=suffix, values=values, tag=tag)
+    layout = describe(root)
+    assert layout.class_names == ("background", "foreground") and layout.mask_values == values
+    assert layout.all_ids() == ["s00", "s01", "s02", "s03"]
+    assert layout.mask_path("s02").name == f"s02{tag}{suffix}"
+    mask = layout.read_mask(layout.mask_path("s02"))
+    assert mask.dtype == np.uint8 and np.array_equal(mask, blobs_of(root, "s02"))
+    assert f"{values[0]} -> background, {values[1]} -> foreground" in layout.value_rule
+
+
+def test_two_listed_classes_with_masks_of_0_and_255_take_255_as_the_second(tmp_path):
+    root = binary_layout(tmp_path, count=3, classes="membrane\ncell\n")
+    layout = describe(root)
+    assert (
+        layout.mask_values == (0, 255) and "only 0 and 255: 0 -> membrane, 255 -> cell" in layout.value_rule
+    )
+    assert np.array_equal(layout.read_mask(layout.mask_path("s01")), blobs_of(root, "s01"))
+
+
+def test_two_listed_classes_with_masks_of_0_1_and_255_keep_255_as_void(tmp_path):
+    root = binary_layout(tmp_path, count=3, values=(0, 1), classes="background\nnucleus\n")
+    path = root / "masks" / "s00.png"
+    mask = np.array(Image.open(path))
+    mask[:2] = 255
+    Image.fromarray(mask).save(path)
+    layout = describe(root)
+    assert layout.mask_values == (0, 1)
+    assert (layout.read_mask(path)[:2] == IGNORE_INDEX).all()
+
+
+def test_values_stated_in_classes_txt_decide_the_classes(tmp_path):
+    root = binary_layout(tmp_path, count=3, classes="cell = 255: 255,255,255\nmembrane = 0\n")
+    layout = describe(root)
+    assert layout.class_names == ("cell", "membrane") and layout.mask_values == (255, 0)
+    assert layout.colors[0].tolist() == [255, 255, 255]
+    assert np.array_equal(layout.read_mask(layout.mask_path("s00")), ~blobs_of(root, "s00"))
+    assert layout.class_table()["values"] == [255, 0]
+
+
+def test_more_than_two_values_without_a_class_list_are_classes_and_255_is_void(tmp_path):
+    root = binary_layout(tmp_path, count=2)
+    for k, value in enumerate((2, 7)):
+        path = root / "masks" / f"s0{k}.png"
+        mask = np.array(Image.open(path))
+        mask[:3], mask[-1] = value, 0
+        Image.fromarray(mask).save(path)
+    layout = describe(root)
+    assert layout.class_names == ("background", "class_2", "class_7") and layout.mask_values == (0, 2, 7)
+    assert "255 = void" in layout.value_rule
+    assert set(np.unique(layout.read_mask(root / "masks" / "s00.png"))) == {0, 1, IGNORE_INDEX}
+
+
+def test_a_jpeg_mask_is_refused_as_lossy(tmp_path):
+    root = binary_layout(tmp_path, count=3)
+    Image.open(root / "masks" / "s01.png").convert("RGB").save(root / "masks" / "s01.jpg")
+    (root / "masks" / "s01.png").unlink()
+    with pytest.raises(UserError, match=r"mask .*s01\.jpg is a JPG: lossy.*save the masks as PNG"):
+        describe(root)
+
+
+def test_a_value_that_no_class_has_names_the_mask_and_the_rule(tmp_path):
+    root = binary_layout(tmp_path, count=3, classes="background = 0\nforeground = 255\n")
+    path = root / "masks" / "s02.png"
+    mask = np.array(Image.open(path))
+    mask[5, 5] = 128  # an anti-aliased edge
+    Image.fromarray(mask).save(path)
+    with pytest.raises(UserError, match=r"s02\.png holds values \[128\], which are no class \(as classes"):
+        SegmentationDataset(root, "train").scan_masks()
+
+
+def test_masks_holding_one_value_are_refused_naming_the_folder(tmp_path):
+    root = binary_layout(tmp_path, count=2, values=(0, 0))
+    with pytest.raises(UserError, match=r"masks in .*masks hold only the value 0: that is one class"):
+        describe(root)
+
+
+def test_classes_txt_stating_some_values_only_is_refused(tmp_path):
+    root = binary_layout(tmp_path, count=2, classes="background = 0\nforeground\n")
+    with pytest.raises(UserError, match=r"states the mask value of some classes only"):
+        describe(root)
+
+
+def test_two_masks_of_one_id_are_refused(tmp_path):
+    root = binary_layout(tmp_path, count=2)
+    shutil.copy(root / "masks" / "s00.png", root / "masks" / "s00_mask.png")
+    with pytest.raises(UserError, match=r"s00\.png and .*s00_mask\.png are masks of the same id"):
+        describe(root)
+
+
+def test_the_isbi_2012_labels_load_as_stored_as_membrane_and_cell(tmp_path):
+    if not ISBI.is_dir():
+        pytest.skip(f"real ISBI 2012 slices not found at {ISBI}")
+    (tmp_path / "classes.txt").write_text("membrane\ncell\n")
+    (tmp_path / "images").symlink_to(ISBI / "train" / "image")
+    (tmp_path / "masks").symlink_to(ISBI / "train" / "label")
+    layout = describe(tmp_path)
+    assert layout.mask_values == (0, 255) and len(layout.all_ids()) == 30
+    counts = SegmentationDataset(layout, "train", train=True).scan_masks(void=True).sum(0)
+    membrane, cell, void = counts / counts.sum()
+    assert 0.15 < membrane < 0.3 and cell == pytest.approx(1 - membrane) and void == 0  # README: about 22%
