@@ -52,7 +52,8 @@ class ConfusionMatrix:
         dist.all_reduce(self.mat)
 
     def compute(self) -> dict:
-        """pixel_accuracy, mean_accuracy, mean_iou (floats) and per-class iou, accuracy (lists).
+        """pixel_accuracy, mean_accuracy, mean_iou, mean_dice (floats) and per-class iou, accuracy, dice
+        (lists); dice = 2 TP / (target + predicted pixels), the F1 score.
 
         A class with a zero denominator gets NaN and is left out of the means.
         """
@@ -63,6 +64,7 @@ class ConfusionMatrix:
         predicted_total = mat.sum(0)
         accuracy = diag / target_total  # 0/0 = NaN for a class with no pixels
         iou = diag / (target_total + predicted_total - diag)
+        dice = 2 * diag / (target_total + predicted_total)  # F1 of each class
         total = mat.sum().item()
         return {
             "pixel_accuracy": diag.sum().item() / total if total else math.nan,
@@ -70,6 +72,8 @@ class ConfusionMatrix:
             "mean_iou": iou.nanmean().item(),
             "iou": iou.tolist(),
             "accuracy": accuracy.tolist(),
+            "mean_dice": dice.nanmean().item(),
+            "dice": dice.tolist(),
         }
 
     def reset(self) -> None:

@@ -52,8 +52,8 @@ def restore_training(
 
 
 def eval_summary(metrics: dict, class_names: tuple[str, ...]) -> dict:
-    """The --eval_only JSON object, keyed by the data set's class names; NaN (a class absent from the
-    whole val set) becomes null."""
+    """The --eval_only JSON object, keyed by the data set's class names (Dice after the original keys);
+    NaN (a class absent from the whole val set) becomes null."""
 
     def clean(value: float) -> float | None:
         return None if math.isnan(value) else value
@@ -63,6 +63,8 @@ def eval_summary(metrics: dict, class_names: tuple[str, ...]) -> dict:
         "pixel_accuracy": clean(metrics["pixel_accuracy"]),
         "mean_accuracy": clean(metrics["mean_accuracy"]),
         "iou": {name: clean(v) for name, v in zip(class_names, metrics["iou"], strict=True)},
+        "mean_dice": clean(metrics["mean_dice"]),
+        "dice": {name: clean(v) for name, v in zip(class_names, metrics["dice"], strict=True)},
     }
 
 
@@ -176,11 +178,12 @@ class RunRecords:
             return
         class_names = val_set.layout.class_names
         self.writer.add_scalar("val/loss", metrics["loss"], step)
-        for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
+        for key in ("mean_iou", "pixel_accuracy", "mean_accuracy", "mean_dice"):
             self.writer.add_scalar(f"val/{key}", metrics[key], step)
-        for name, iou in zip(class_names, metrics["iou"], strict=True):
-            if not math.isnan(iou):
-                self.writer.add_scalar(f"val/iou/{name}", iou, step)
+        for key in ("iou", "dice"):
+            for name, value in zip(class_names, metrics[key], strict=True):
+                if not math.isnan(value):
+                    self.writer.add_scalar(f"val/{key}/{name}", value, step)
         panel = prediction_panel(model, val_set, device, **options)
         self.writer.add_image("val/predictions", panel, step, dataformats="HWC")
         line = {"epoch": epoch, "step": step, "loss": metrics["loss"], **eval_summary(metrics, class_names)}
@@ -209,6 +212,9 @@ class RunRecords:
                 f"  val loss {metrics['loss']:.4f}  mean IoU {metrics['mean_iou']:.4f}  "
                 f"pixel acc {metrics['pixel_accuracy']:.4f}"
             )
+            names = self.about["classes"]["names"]
+            if len(names) == 2:  # a binary data set: the foreground's figures are the ones people quote
+                line += f"  {names[1]} IoU {metrics['iou'][1]:.4f} Dice {metrics['dice'][1]:.4f}"
         if is_best:
             self.best_miou = metrics["mean_iou"]
             line += "  (best)"

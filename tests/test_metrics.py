@@ -13,20 +13,24 @@ def reference_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int, ig
     """Independent computation: count pixel pairs class by class with NumPy."""
     keep = target != ignore_index
     pred, target = pred[keep], target[keep]
-    iou, acc = [], []
+    iou, acc, dice = [], [], []
     for c in range(num_classes):
         tp = np.sum((pred == c) & (target == c))
         in_target = np.sum(target == c)
         in_pred = np.sum(pred == c)
         union = in_target + in_pred - tp
+        fp, fn = in_pred - tp, in_target - tp
         iou.append(tp / union if union else math.nan)
         acc.append(tp / in_target if in_target else math.nan)
+        dice.append(2 * tp / (2 * tp + fp + fn) if union else math.nan)  # F1
     return {
         "pixel_accuracy": float(np.mean(pred == target)),
         "mean_accuracy": float(np.nanmean(acc)),
         "mean_iou": float(np.nanmean(iou)),
+        "mean_dice": float(np.nanmean(dice)),
         "iou": iou,
         "accuracy": acc,
+        "dice": dice,
     }
 
 
@@ -41,10 +45,10 @@ def random_batch(rng: np.random.Generator, shape, num_classes=21, absent=(4, 7),
 
 
 def assert_metrics_close(got: dict, want: dict) -> None:
-    for key in ("pixel_accuracy", "mean_accuracy", "mean_iou"):
+    for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "mean_dice"):
         assert got[key] == pytest.approx(want[key], rel=1e-12)
-    np.testing.assert_allclose(got["iou"], want["iou"], rtol=1e-12)
-    np.testing.assert_allclose(got["accuracy"], want["accuracy"], rtol=1e-12)
+    for key in ("iou", "accuracy", "dice"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-12)
 
 
 def test_matches_independent_computation_with_void_and_absent_classes():
@@ -82,6 +86,9 @@ def test_per_class_values_on_a_hand_made_example():
     assert got["pixel_accuracy"] == pytest.approx(4 / 6)
     assert got["mean_iou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
     assert got["mean_accuracy"] == pytest.approx(2 / 3)
+    # Dice = 2 tp / (target + pred): class 0: 2/4, class 1: 4/5, class 2: 2/3.
+    assert got["dice"] == pytest.approx([1 / 2, 4 / 5, 2 / 3])
+    assert got["mean_dice"] == pytest.approx((1 / 2 + 4 / 5 + 2 / 3) / 3)
 
 
 def test_void_pixels_are_not_counted():
