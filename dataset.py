@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from PIL import Image, ImageEnhance
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision import tv_tensors
 
 from layouts import IGNORE_INDEX, DataLayout, describe
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
@@ -35,7 +38,10 @@ class SegmentationDataset(Dataset):
     train=True: random scale, crop_size x crop_size random crop (padded with image 0 / mask 255 where
     the scaled image is smaller), horizontal flip, and with color_jitter > 0 random brightness,
     contrast and saturation factors in [1 - color_jitter, 1 + color_jitter] (applied in that order to
-    the image pixels of the crop, not its padding); every draw depends on (seed, epoch, index) only.
+    the image pixels of the crop, not its padding); then, each when asked for, the U-Net paper's
+    augmentations of microscopy: vflip (vertical flip, p = 0.5), rot90 (a random multiple of 90 degrees)
+    and elastic (see `elastic_deform`). Every draw depends on (seed, epoch, index) only; an index
+    past len(self) is the same sample drawn again (a repeated pass of a small data set, new draws).
     train=False: the whole image and mask at their own size, as tools/predict.py predicts them.
     Items are (image uint8 3xHxW RGB, mask uint8 HxW). split=None: the layout's training split
     ("trainaug" for VOC-aug, "train" otherwise) when train=True, else "val".
@@ -50,6 +56,9 @@ class SegmentationDataset(Dataset):
         scale: tuple[float, float] = (0.5, 2.0),
         seed: int = 0,
         color_jitter: float = 0.0,
+        vflip: bool = False,
+        rot90: bool = False,
+        elastic: float = 0.0,
     ) -> None:
         self.layout = layout = data_dir if isinstance(data_dir, DataLayout) else describe(data_dir)
         self.split = split or (layout.train_split if train else "val")
@@ -73,15 +82,16 @@ class SegmentationDataset(Dataset):
         self.scale = scale
         self.seed = seed
         self.color_jitter = color_jitter
+        self.vflip, self.rot90, self.elastic = vflip, rot90, elastic
         # Shared memory, so that persistent loader workers see set_epoch without being restarted.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch.fill_(epoch)
 
-    def scan_masks(self, threads: int = 8) -> np.ndarray:
+    def scan_masks(self, threads: int = 8, void: bool = False) -> np.ndarray:
         """Read every mask once and count the pixels of each class in each image: int64 array of
-        len(self) x num_classes (void not counted).
+        len(self) x num_classes (void not counted; with void=True, a last column counts it).
 
         Raises the UserError of the first bad mask (unreadable, a value or colour outside the classes, a
         size other than its image's), so a run can stop before it has written anything."""
@@ -89,11 +99,13 @@ class SegmentationDataset(Dataset):
         def count(index: int) -> np.ndarray:
             image, mask = self._open(index)
             image.close()  # only its header was read
-            return np.bincount(mask.ravel(), minlength=256)[: self.layout.num_classes]
+            counts = np.bincount(mask.ravel(), minlength=256)
+            return np.append(counts[:classes], counts[IGNORE_INDEX]) if void else counts[:classes]
 
+        classes = self.layout.num_classes
         with ThreadPoolExecutor(threads) as pool:  # PNG decoding releases the GIL
             counts = list(pool.map(count, range(len(self))))
-        return np.stack(counts) if counts else np.zeros((0, self.layout.num_classes), np.int64)
+        return np.stack(counts) if counts else np.zeros((0, classes + void), np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,9 +113,13 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.train:
             rng = self._rng(index)
-            image, mask = self._random_crop(index, rng)
+            image, mask = self._random_crop(index % len(self), index, rng)
             if rng.random() < 0.5:
                 image, mask = image[:, ::-1], mask[:, ::-1]
+            if (
+                self.vflip or self.rot90 or self.elastic
+            ):  # their own stream: the draws above stay as they were
+                return self._microscopy(image, mask, self._rng(index, 2))
         else:
             image, mask = self._whole(index)
         image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
@@ -128,8 +144,24 @@ class SegmentationDataset(Dataset):
             )
         return image, mask
 
-    def _random_crop(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Scale by a random factor, then take a random crop_size window (padding where it overhangs).
+    def _microscopy(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """vflip, rot90 and elastic deformation of a crop (HxWx3, HxW arrays) -> tensors as __getitem__'s."""
+        if self.vflip and rng.random() < 0.5:
+            image, mask = image[::-1], mask[::-1]
+        if self.rot90:
+            turns = int(rng.integers(4))
+            image, mask = np.rot90(image, turns), np.rot90(mask, turns)
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        mask = torch.from_numpy(np.ascontiguousarray(mask))
+        if self.elastic:
+            image, mask = elastic_deform(image, mask, self.elastic, rng)
+        return image, mask
+
+    def _random_crop(self, index: int, draw: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Scale by a random factor, then take a random crop_size window (padding where it overhangs);
+        `draw` is the index the random streams belong to (index, or index + k * len(self) in pass k).
 
         Only the window's content is decoded-at-reduced-size and resized: the same pixels as resizing
         the whole image and cropping, at a fraction of the cost.
@@ -156,7 +188,7 @@ class SegmentationDataset(Dataset):
         except OSError as error:
             raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
         if self.color_jitter > 0:  # its own stream, so that the crop and flip are those without jitter
-            region = self._jitter(region, self._rng(index, 1))
+            region = self._jitter(region, self._rng(draw, 1))
         out_image[top - y0 : bottom - y0, left - x0 : right - x0] = np.asarray(region)
 
         # Nearest neighbour at the same pixel centres as the image resize: never invents classes.
@@ -196,27 +228,89 @@ class SegmentationDataset(Dataset):
 VOCSegmentation = SegmentationDataset  # the name of SPEC section 3 and of existing scripts
 
 
-class ShardSampler(Sampler[int]):
-    """Training: this rank's share of range(size), shuffled by (seed, epoch) and cut to equal shards."""
+def pixel_report(layout: DataLayout, counts: np.ndarray, split: str) -> tuple[str, list[str]]:
+    """From scan_masks(void=True) of a training split: one line of each class's share of the pixels and
+    the void share, and warning lines for a class no mask holds or void above half of the pixels.
+    UserError when the masks hold one class only (nothing to learn; usually a value rule gone wrong)."""
+    pixels = counts.sum(0)
+    total = max(1, int(pixels.sum()))
+    names = layout.class_names
+    line = f"{split} pixels: " + ", ".join(
+        f"{name} {share:.1%}" for name, share in zip((*names, "void"), pixels / total, strict=True)
+    )
+    present = [name for name, n in zip(names, pixels, strict=False) if n > 0]
+    if len(present) < 2:
+        raise UserError(
+            f"the {split} masks in {layout.mask_dir} hold only class {present or ['void']} "
+            f"({layout.value_rule}): add masks of the other classes, or state each class's mask value in "
+            f"{layout.root / 'classes.txt'} as `name = value`"
+        )
+    warnings = [
+        f"warning: class '{name}' is in no {split} mask: check that the masks draw it with the value "
+        f"{value} ({layout.value_rule})"
+        for name, value, n in zip(names, layout.mask_values, pixels, strict=False)
+        if n == 0
+    ]
+    if pixels[-1] > total / 2:
+        warnings.append(
+            f"warning: {pixels[-1] / total:.0%} of the {split} pixels are void ({IGNORE_INDEX}) and never "
+            f"trained on: is {IGNORE_INDEX} a class in your masks? State it in {layout.root / 'classes.txt'} "
+            "as `name = 255`"
+        )
+    return line, warnings
 
-    def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:
+
+def elastic_deform(
+    image: torch.Tensor, mask: torch.Tensor, sigma: float, rng: np.random.Generator, grid: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The U-Net paper's elastic deformation: random displacement vectors (standard deviation `sigma`
+    pixels) on a coarse grid x grid lattice over the crop, interpolated bicubically to every pixel; the
+    image (uint8 3xHxW) resampled bicubically, the mask (HxW) by nearest neighbour. Pixels drawn from
+    outside the crop become image 0 / mask void, like padding."""
+    height, width = mask.shape
+    coarse = torch.from_numpy(rng.normal(0.0, sigma, size=(1, 2, grid, grid))).float()
+    pixels = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)[0]
+    # torchvision's displacement is in grid_sample's units: the image spans 2 in each direction.
+    displacement = torch.stack((pixels[0] * 2 / width, pixels[1] * 2 / height), dim=-1)[None]
+    deformed = TF.elastic(image.float(), displacement, interpolation=TF.InterpolationMode.BICUBIC, fill=0.0)
+    image = deformed.clamp_(0, 255).round_().to(torch.uint8)  # bicubic overshoots: clamp before uint8
+    mask = TF.elastic(tv_tensors.Mask(mask[None]), displacement, fill=IGNORE_INDEX)[0]
+    return image, mask.as_subclass(torch.Tensor)
+
+
+class ShardSampler(Sampler[int]):
+    """Training: this rank's share of an epoch, shuffled by (seed, epoch) and cut to equal shards.
+
+    An epoch is one pass over range(size), or as many passes as give at least min_images draws (each
+    pass shuffled anew; pass k yields i + k * size, which the data set reads as image i with new
+    augmentation draws): a small data set then has enough steps per epoch and loses no image to the
+    last partial batch."""
+
+    def __init__(
+        self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0, min_images: int = 0
+    ) -> None:
         self.size, self.rank, self.world_size = size, rank, world_size
         self.seed, self.epoch = seed, 0
+        self.passes = max(1, -(-min_images // size)) if size else 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _indices(self) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
-        per_rank = self.size // self.world_size  # drop the remainder: equal step counts on every rank
+        order = [
+            i + k * self.size
+            for k in range(self.passes)
+            for i in torch.randperm(self.size, generator=generator).tolist()
+        ]
+        per_rank = len(self)  # drop the remainder: equal step counts on every rank
         return order[self.rank * per_rank : (self.rank + 1) * per_rank]
 
     def __iter__(self):
         return iter(self._indices())
 
     def __len__(self) -> int:
-        return self.size // self.world_size
+        return self.size * self.passes // self.world_size
 
 
 class SameSizeBatches(Sampler[list[int]]):
@@ -246,16 +340,19 @@ def distributed_rank_and_size() -> tuple[int, int]:
     return 0, 1
 
 
-def make_loader(dataset: SegmentationDataset, batch_size: int, num_workers: int, seed: int = 0) -> DataLoader:
-    """Training loader (dataset.train) shuffles by (seed, epoch) and drops the last partial batch, since
-    BatchNorm cannot use a batch of one; validation loader batches equal-size images and keeps every
+def make_loader(
+    dataset: SegmentationDataset, batch_size: int, num_workers: int, seed: int = 0, min_epoch_images: int = 0
+) -> DataLoader:
+    """Training loader (dataset.train) shuffles by (seed, epoch), repeats a data set smaller than
+    min_epoch_images (ShardSampler) and drops the last partial batch, since BatchNorm cannot use a
+    batch of one; validation loader batches equal-size images and keeps every
     image. Both shard across processes under torch.distributed. Call `set_epoch(loader, epoch)` before
     each training epoch."""
     rank, world_size = distributed_rank_and_size()
     if dataset.train:
         batching = {
             "batch_size": batch_size,
-            "sampler": ShardSampler(len(dataset), rank, world_size, seed=seed),
+            "sampler": ShardSampler(len(dataset), rank, world_size, seed, min_epoch_images),
             "drop_last": True,
         }
     else:

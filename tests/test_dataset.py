@@ -5,9 +5,18 @@ import pytest
 import torch
 from PIL import Image
 
-from dataset import SameSizeBatches, ShardSampler, VOCSegmentation, make_loader, set_epoch, to_device
-from layouts import IGNORE_INDEX, VOC_PALETTE
-from tests.helpers import prepared_tree
+from dataset import (
+    SameSizeBatches,
+    ShardSampler,
+    VOCSegmentation,
+    elastic_deform,
+    make_loader,
+    pixel_report,
+    set_epoch,
+    to_device,
+)
+from layouts import IGNORE_INDEX, VOC_PALETTE, describe
+from tests.helpers import binary_layout, prepared_tree
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
 STRIPE_CLASSES = (1, 2, 4, 6, 13)  # classes whose VOC colours are far apart
@@ -291,3 +300,87 @@ def test_real_voc_and_sbd_samples_load(tmp_path, samples):
         labelled = np.unique(np.array(Image.open(voc / f"SegmentationClassAug/{image_id}.png")))
         assert image.shape == (3, 320, 320)
         assert set(mask.unique().tolist()) <= {*labelled.tolist(), 255}  # the crop's classes, padding void
+
+
+# The U-Net paper's augmentations, and small data sets
+
+
+@pytest.mark.parametrize(
+    "augmentations",
+    [{"vflip": True, "rot90": True}, {"elastic": 10.0}, {"vflip": True, "rot90": True, "elastic": 10.0}],
+)
+def test_microscopy_augmentations_keep_image_and_mask_aligned(striped, augmentations):
+    ds = VOCSegmentation(striped, "trainaug", train=True, crop_size=96, seed=3, **augmentations)
+    checked = 0
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            image, mask = ds[i]
+            assert image.shape == (3, 96, 96) and image.dtype == mask.dtype == torch.uint8
+            keep = interior(mask)
+            agree = class_from_colour(image)[keep] == mask.numpy()[keep]
+            assert np.count_nonzero(~agree) <= 0.01 * agree.size, (epoch, i)
+            checked += keep.sum()
+    assert checked > 2_000
+
+
+def test_vflip_and_rot90_turn_the_crop_that_plain_training_draws(striped):
+    plain = VOCSegmentation(striped, "trainaug", train=True, crop_size=64, seed=1)
+    turned = VOCSegmentation(striped, "trainaug", train=True, crop_size=64, seed=1, vflip=True, rot90=True)
+    outcomes = set()
+    for epoch in range(10):
+        plain.set_epoch(epoch)
+        turned.set_epoch(epoch)
+        _, mask = plain[0]
+        _, other = turned[0]
+        variants = [torch.rot90(m, k) for m in (mask, mask.flip(0)) for k in range(4)]
+        match = [k for k, v in enumerate(variants) if torch.equal(v, other)]
+        assert match, epoch  # the same crop and flip, only turned
+        outcomes.add(match[0] > 0)
+    assert outcomes == {True, False}
+
+
+def test_elastic_deformation_moves_pixels_and_marks_what_comes_from_outside_as_void():
+    mask = torch.zeros(64, 64, dtype=torch.uint8)
+    mask[16:48, 20:40] = 1
+    image = (mask * 200 + 20).expand(3, -1, -1).contiguous()
+    same_image, same_mask = elastic_deform(image, mask, 0.0, np.random.default_rng(0))
+    assert torch.equal(same_image, image) and torch.equal(same_mask, mask)
+    moved_image, moved_mask = elastic_deform(image, mask, 10.0, np.random.default_rng(0))
+    assert not torch.equal(moved_mask, mask)
+    assert set(moved_mask.unique().tolist()) <= {0, 1, IGNORE_INDEX}
+    inside = moved_mask != IGNORE_INDEX
+    assert ((moved_image[0] > 120) == (moved_mask == 1))[inside].float().mean() > 0.99
+
+
+def test_a_small_training_set_is_repeated_until_an_epoch_holds_min_images():
+    sampler = ShardSampler(20, seed=0, min_images=256)
+    indices = list(sampler)
+    assert sampler.passes == 13 and len(indices) == len(sampler) == 260
+    assert sorted(i % 20 for i in indices) == sorted(list(range(20)) * 13)  # every image in every pass
+    assert list(ShardSampler(20, seed=0))[:20] == indices[:20]  # the first pass is one pass's order
+    assert list(ShardSampler(300, seed=0, min_images=256)) == list(ShardSampler(300, seed=0))
+
+
+def test_a_repeated_pass_draws_new_augmentation(prepared_demo):
+    ds = VOCSegmentation(prepared_demo, "trainaug", train=True, crop_size=64, elastic=10.0)
+    first, again = ds[3], ds[3 + len(ds)]
+    assert not torch.equal(first[0], again[0])
+    assert torch.equal(ds[3][0], first[0])  # and the draws stay a function of the index
+
+
+def test_pixel_report_gives_each_class_share_and_warns_about_an_absent_class_and_void(tmp_path):
+    root = binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\nnucleus\n")
+    layout = describe(root)
+    counts = np.array([[60, 20, 0, 120], [40, 20, 0, 140]])
+    line, warnings = pixel_report(layout, counts, "train")
+    assert line == "train pixels: background 25.0%, cell 10.0%, nucleus 0.0%, void 65.0%"
+    assert "class 'nucleus' is in no train mask" in warnings[0] and "value 2" in warnings[0]
+    assert "65% of the train pixels are void (255)" in warnings[1]
+    assert pixel_report(layout, np.array([[60, 20, 5, 0]]), "train")[1] == []
+
+
+def test_masks_of_one_class_only_are_refused(tmp_path):
+    layout = describe(binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\n"))
+    with pytest.raises(UserError, match=r"train masks in .* hold only class \['background'\]"):
+        pixel_report(layout, np.array([[60, 0, 3]]), "train")
