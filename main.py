@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dataset import SegmentationDataset, make_loader, set_epoch, to_device
+from dataset import SegmentationDataset, make_loader, pixel_report, set_epoch, to_device
 from inference import add_inference_flags, band_logits, inference_options
 from layouts import IGNORE_INDEX, DataLayout, describe
 from metrics import ConfusionMatrix
@@ -78,6 +78,29 @@ def get_args_parser() -> argparse.ArgumentParser:
         "in [1-x, 1+x] (0 = off)",
     )
     parser.add_argument(
+        "--vflip",
+        action="store_true",
+        help="random vertical flips of training crops (for images with no 'up')",
+    )
+    parser.add_argument(
+        "--rot90", action="store_true", help="random 90-degree rotations of training crops (square crops)"
+    )
+    parser.add_argument(
+        "--elastic",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="elastic deformation of training crops: random displacements on a 3x3 grid with standard "
+        "deviation SIGMA pixels (the U-Net paper's 10; 0 = off)",
+    )
+    parser.add_argument(
+        "--min_epoch_images",
+        type=int,
+        default=256,
+        help="a training set smaller than this is repeated (newly shuffled and augmented) until an epoch "
+        "holds at least this many images, so small data sets get enough steps (0 = one pass)",
+    )
+    parser.add_argument(
         "--val_split", default="val", help="the split list validated on (e.g. test, with --eval_only)"
     )
     parser.add_argument(
@@ -102,6 +125,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--warmup_epochs", type=float, default=1.0, help="linear warm-up, then poly decay")
     parser.add_argument("--poly_power", type=float, default=0.9, help="lr = peak * (1 - progress) ** power")
+    parser.add_argument(
+        "--loss",
+        choices=("ce", "ce+dice"),
+        default="ce",
+        help="cross-entropy, or cross-entropy plus soft Dice (mean over classes); void pixels excluded",
+    )
     parser.add_argument(
         "--class_weights",
         choices=("none", "median_freq"),
@@ -160,6 +189,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(**DEMO_SETTINGS)
         args = parser.parse_args(argv)
         args.data_dir = str(Path(args.data_dir) / "demo")
+    if args.elastic < 0 or args.min_epoch_images < 0:
+        flag = "--elastic" if args.elastic < 0 else "--min_epoch_images"
+        parser.error(f"{flag} must be 0 (off) or more")
     if args.color_jitter < 0:
         parser.error(f"--color_jitter {args.color_jitter}: give a factor spread of 0 (off) or more, e.g. 0.3")
     if args.tta and not args.eval_only:
@@ -185,7 +217,8 @@ def get_val_dataset(layout: DataLayout, args: argparse.Namespace) -> Segmentatio
 
 
 def get_train_dataset(layout: DataLayout, args: argparse.Namespace) -> tuple[SegmentationDataset, np.ndarray]:
-    """The training split and its pixel counts (images x classes), read once: a bad mask stops the run."""
+    """The training split and its pixel counts (images x classes, then void), read once: a bad mask stops
+    the run."""
     train = SegmentationDataset(
         layout,
         train=True,
@@ -193,14 +226,17 @@ def get_train_dataset(layout: DataLayout, args: argparse.Namespace) -> tuple[Seg
         scale=tuple(args.scale),
         seed=args.seed,
         color_jitter=args.color_jitter,
+        vflip=args.vflip,
+        rot90=args.rot90,
+        elastic=args.elastic,
     )
-    return train, train.scan_masks()
+    return train, train.scan_masks(void=True)
 
 
 def get_train_loader(
     train_set: SegmentationDataset, args: argparse.Namespace, runtime: Runtime
 ) -> DataLoader:
-    loader = make_loader(train_set, args.batch_size, runtime.num_workers, seed=args.seed)
+    loader = make_loader(train_set, args.batch_size, runtime.num_workers, args.seed, args.min_epoch_images)
     if len(loader) == 0:
         raise UserError(
             f"--batch_size {args.batch_size} is larger than this process's share of the "
@@ -282,12 +318,25 @@ def criterion(
     masks: torch.Tensor,
     weight: torch.Tensor | None = None,
     reduction: str = "mean",
+    loss: str = "ce",
 ) -> torch.Tensor:
     """Cross-entropy of logits N x C x H x W against masks N x H x W over non-void pixels (their mean,
-    or sum; weighted by class when `weight` is given), in float32 whatever the autocast precision."""
-    return F.cross_entropy(
-        logits.float(), masks, weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction
-    )
+    or sum; weighted by class when `weight` is given), plus soft_dice_loss for loss="ce+dice", in
+    float32 whatever the autocast precision."""
+    logits = logits.float()
+    ce = F.cross_entropy(logits, masks, weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction)
+    return ce + soft_dice_loss(logits, masks) if loss == "ce+dice" else ce
+
+
+def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - mean over classes of the soft Dice score (2 sum(p y) + eps) / (sum p + sum y + eps), summed
+    over the batch's non-void pixels, p the softmax probabilities (N x C x H x W), y the one-hot masks."""
+    valid = (masks != IGNORE_INDEX).unsqueeze(1)
+    probs = logits.softmax(1) * valid
+    onehot = F.one_hot(masks.masked_fill(~valid[:, 0], 0), logits.shape[1]).permute(0, 3, 1, 2) * valid
+    dims = (0, 2, 3)
+    overlap, total = (probs * onehot).sum(dims), probs.sum(dims) + onehot.sum(dims)
+    return 1 - ((2 * overlap + eps) / (total + eps)).mean()
 
 
 class NonFiniteLoss(Exception):
@@ -302,10 +351,11 @@ def train_step(
     scaler: torch.amp.GradScaler,
     amp_dtype: torch.dtype | None,
     class_weights: torch.Tensor | None = None,
+    loss_name: str = "ce",
 ) -> torch.Tensor:
     """Forward, backward and update on one normalised batch; returns the loss, still on the device."""
     with autocast(images.device, amp_dtype):
-        loss = criterion(model(images), masks, class_weights)
+        loss = criterion(model(images), masks, class_weights, loss=loss_name)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -322,6 +372,7 @@ def train_one_epoch(
     runtime: Runtime,
     *,
     class_weights: torch.Tensor | None,
+    loss_name: str = "ce",
     epoch: int,
     epochs: int,
     step: int,
@@ -346,7 +397,9 @@ def train_one_epoch(
     ) as bar:
         for i, (images, masks) in enumerate(loader):
             images, masks = to_device(images, masks, device, runtime.channels_last)
-            loss = train_step(model, images, masks, optimizer, scaler, runtime.amp_dtype, class_weights)
+            loss = train_step(
+                model, images, masks, optimizer, scaler, runtime.amp_dtype, class_weights, loss_name
+            )
             scheduler.step()
             step += 1
             running += loss
@@ -427,9 +480,10 @@ def main(args: argparse.Namespace) -> None:
             print(json.dumps(eval_summary(metrics, layout.class_names)))
         return
 
-    train_set, class_counts = get_train_dataset(layout, args)
+    train_set, pixel_counts = get_train_dataset(layout, args)
+    pixels_line, warnings = pixel_report(layout, pixel_counts, train_set.split)
     train_loader = get_train_loader(train_set, args, runtime)
-    class_weights = get_class_weights(class_counts, args.class_weights, runtime.device)
+    class_weights = get_class_weights(pixel_counts[:, :-1], args.class_weights, runtime.device)
     optimizer = get_optimizer(model, args)
     scheduler = get_scheduler(optimizer, len(train_loader), args)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
@@ -445,12 +499,19 @@ def main(args: argparse.Namespace) -> None:
     if is_main:
         resumed_after = start_epoch if checkpoint else None
         print(run_header(args.name, layout, (train_set, val_set), splits, runtime, model, resumed_after))
+        print(f"mask values: {layout.value_rule}\n{pixels_line}", *warnings, sep="\n")
+        if train_loader.sampler.passes > 1:
+            print(
+                f"an epoch is {train_loader.sampler.passes} passes over the {len(train_set)} training images "
+                f"({len(train_loader)} steps; --min_epoch_images {args.min_epoch_images})"
+            )
 
     for epoch in range(start_epoch, args.epochs):
         start = time.perf_counter()
         step = train_one_epoch(
             train_model, optimizer, scheduler, scaler, train_loader, runtime, class_weights=class_weights,
-            epoch=epoch, epochs=args.epochs, step=step, print_freq=args.print_freq, log=records.log_train,
+            loss_name=args.loss, epoch=epoch, epochs=args.epochs, step=step, print_freq=args.print_freq,
+            log=records.log_train,
         )  # fmt: skip
         broadcast_buffers(model)  # every process now holds the checkpoint's BatchNorm statistics
         metrics = None

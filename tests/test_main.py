@@ -12,13 +12,15 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from layouts import VOC_CLASS_NAMES as CLASS_NAMES
-from main import get_class_weights, parse_args, train_step
+from main import criterion, get_class_weights, parse_args, soft_dice_loss, train_step
 from model import UNet
 from tests.helpers import ROOT, copy_tree, run_script
 from tools.demo_data import DEMO_SETTINGS
 
-# 24 train images / batch 4 = 6 steps an epoch; a 4-channel U-Net: a few seconds an epoch on a CPU.
-SMALL = "--epochs 2 --batch_size 4 --crop_size 48 --base_channels 4 --num_workers 0 --print_freq 2".split()
+# 24 train images / batch 4 = 6 steps an epoch (one pass: --min_epoch_images 0); a 4-channel U-Net: a
+# few seconds an epoch on a CPU.
+SMALL = "--epochs 2 --batch_size 4 --crop_size 48 --base_channels 4 --num_workers 0 --print_freq 2"
+SMALL = [*SMALL.split(), "--min_epoch_images", "0"]
 
 
 def main_command(data, tmp_path, *extra, name="run"):
@@ -96,10 +98,12 @@ def test_tensorboard_has_every_tag_of_the_spec(finished):
         "val/mean_iou",
         "val/pixel_accuracy",
         "val/mean_accuracy",
+        "val/mean_dice",
     } <= scalars
-    assert "val/iou/background" in scalars and all(
-        t.split("/")[-1] in CLASS_NAMES for t in scalars if "/iou/" in t
-    )
+    for metric in ("iou", "dice"):
+        assert f"val/{metric}/background" in scalars and all(
+            t.split("/")[-1] in CLASS_NAMES for t in scalars if f"/{metric}/" in t
+        )
     assert events.Tags()["images"] == ["val/predictions"]
     assert [e.step for e in events.Scalars("val/mean_iou")] == [6, 12]
     assert len(events.Scalars("train/loss")) == 6  # every --print_freq 2 steps
@@ -129,9 +133,10 @@ def test_eval_only_prints_the_metrics_that_were_logged(finished):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     printed = last_json(result.stdout)
-    assert set(printed) == {"mean_iou", "pixel_accuracy", "mean_accuracy", "iou"}
-    assert list(printed["iou"]) == list(CLASS_NAMES)
-    for key in ("mean_iou", "pixel_accuracy", "mean_accuracy"):
+    assert set(printed) == {"mean_iou", "pixel_accuracy", "mean_accuracy", "iou", "mean_dice", "dice"}
+    assert list(printed) == ["mean_iou", "pixel_accuracy", "mean_accuracy", "iou", "mean_dice", "dice"]
+    assert list(printed["iou"]) == list(printed["dice"]) == list(CLASS_NAMES)
+    for key in ("mean_iou", "pixel_accuracy", "mean_accuracy", "mean_dice"):
         assert printed[key] == pytest.approx(logged[key], abs=1e-9)
 
 
@@ -360,3 +365,41 @@ def test_a_bf16_training_step_keeps_float32_where_the_accuracy_lives():
         stats = [torch.cat([b for n, b in m.named_buffers() if n.endswith(name)]) for m in (fp32, bf16)]
         torch.testing.assert_close(stats[1], stats[0], rtol=0.02, atol=0.01)
     assert (grads[1] - grads[0]).norm() < 0.5 * (grads[2] - grads[0]).norm()
+
+
+def test_soft_dice_loss_is_zero_for_a_sure_right_answer_and_near_one_for_a_sure_wrong_one():
+    masks = torch.tensor([[[0, 0, 1], [1, 1, 0]]])
+    right = torch.nn.functional.one_hot(masks, 2).permute(0, 3, 1, 2).float() * 50
+    assert soft_dice_loss(right, masks).item() == pytest.approx(0, abs=1e-6)
+    assert soft_dice_loss(-right, masks).item() == pytest.approx(1, abs=0.15)  # eps keeps it below 1
+
+
+def test_void_pixels_count_in_neither_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8)
+    masks = torch.randint(0, 3, (2, 8, 8))
+    masks[:, :3] = 255
+    changed = logits.clone()
+    changed[:, :, :3] = torch.randn(2, 3, 3, 8) * 10  # other logits where the mask is void
+    for loss in ("ce", "ce+dice"):
+        assert criterion(changed, masks, loss=loss).item() == pytest.approx(
+            criterion(logits, masks, loss=loss).item()
+        )
+    assert criterion(logits, masks, loss="ce+dice") > criterion(logits, masks, loss="ce")
+
+
+@pytest.mark.parametrize("flag", ["--elastic", "--min_epoch_images"])
+def test_negative_augmentation_and_epoch_flags_are_refused(flag, capsys):
+    with pytest.raises(SystemExit):
+        parse_args([flag, "-1"])
+    assert flag in capsys.readouterr().err
+
+
+def test_a_small_data_set_is_repeated_and_the_run_says_so(tmp_path, prepared_demo):
+    result = train(prepared_demo, tmp_path, "--epochs", "1", "--min_epoch_images", "50")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "an epoch is 3 passes over the 24 training images (18 steps; --min_epoch_images 50)" in result.stdout
+    )
+    assert "mask values: class indices, 255 = void" in result.stdout
+    assert re.search(r"trainaug pixels: background \d+\.\d%, aeroplane", result.stdout)
