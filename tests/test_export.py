@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory):
 
 
 def pytorch_logits(checkpoint, images):
-    model, _, _ = load_model(checkpoint, torch.device("cpu"))
+    model, *_ = load_model(checkpoint, torch.device("cpu"))
     return next(band_logits(model, torch.from_numpy(images), torch.device("cpu")))[2].numpy()
 
 

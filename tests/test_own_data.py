@@ -10,12 +10,12 @@ from PIL import Image
 
 from layouts import describe
 from metrics import ConfusionMatrix
-from tests.helpers import OWN_CLASSES, cvat_export, labelme_export, plain_layout, run_script
-from tests.test_layouts import CAMVID, small_camvid_src
+from tests.helpers import OWN_CLASSES, binary_layout, cvat_export, labelme_export, plain_layout, run_script
+from tests.test_layouts import CAMVID, ISBI, small_camvid_src
 from tests.test_main import assert_user_error, last_json, train
 
 
-def train_evaluate_predict(data, tmp_path, *extra):
+def train_evaluate_predict(data, tmp_path, *extra, predict_flags=()):
     """A 2-epoch run, --eval_only of its checkpoint, and tools/predict.py on its val images."""
     result = train(data, tmp_path, *extra)
     assert result.returncode == 0, result.stderr
@@ -32,7 +32,7 @@ def train_evaluate_predict(data, tmp_path, *extra):
         (inputs / layout.image_path(image_id).name).symlink_to(layout.image_path(image_id))
     predicted = run_script(
         "tools/predict.py", "--checkpoint", str(run_dir / "best.pth"), "--input", str(inputs),
-        "--output", str(tmp_path / "predictions"),
+        "--output", str(tmp_path / "predictions"), *predict_flags,
     )  # fmt: skip
     assert predicted.returncode == 0, predicted.stderr
     return result, last_json(evaluated.stdout), val_ids
@@ -127,3 +127,58 @@ def test_eval_only_scores_exactly_what_predict_writes(tmp_path):
         and printed["mean_accuracy"] == from_pngs["mean_accuracy"]
     )
     assert list(printed["iou"].values()) == [None if np.isnan(v) else v for v in from_pngs["iou"]]
+
+
+def test_binary_gif_masks_named_like_carvanas_train_evaluate_and_predict_as_stored(tmp_path):
+    data = binary_layout(tmp_path / "data", count=20, suffix=".gif", tag="_mask")
+    result, printed, val_ids = train_evaluate_predict(data, tmp_path, predict_flags=["--overlay"])
+    lines = result.stdout.splitlines()
+    assert (
+        lines[1]
+        == "mask values: no classes.txt, the masks hold two values: 0 -> background, 255 -> foreground"
+    )
+    assert lines[2].startswith("train pixels: background ") and lines[2].endswith("void 0.0%")
+    assert "foreground IoU" in result.stdout and " Dice " in result.stdout
+    assert list(printed["dice"]) == ["background", "foreground"] and 0 <= printed["mean_dice"] <= 1
+    checkpoint = torch.load(tmp_path / "exp/run/best.pth", weights_only=True)
+    assert checkpoint["classes"]["values"] == [0, 255]
+    for image_id in val_ids:
+        with Image.open(tmp_path / "predictions" / f"{image_id}.png") as mask:
+            assert mask.mode == "L" and set(np.unique(mask)) <= {0, 255}
+        assert (tmp_path / "predictions" / f"{image_id}_overlay.png").is_file()
+
+
+def test_the_isbi_slices_train_as_stored_and_predict_0_and_255(tmp_path):
+    if not ISBI.is_dir():
+        pytest.skip(f"real ISBI 2012 slices not found at {ISBI}")
+    data = tmp_path / "isbi"
+    for folder, source in (("images", "image"), ("masks", "label")):
+        (data / folder).mkdir(parents=True)
+        for k in range(6):
+            (data / folder / f"{k}.png").symlink_to(ISBI / "train" / source / f"{k}.png")
+    (data / "classes.txt").write_text("membrane\ncell\n")
+    result, printed, val_ids = train_evaluate_predict(data, tmp_path, "--epochs", "1", "--crop_size", "64")
+    assert "0 -> membrane, 255 -> cell" in result.stdout.splitlines()[1]
+    assert list(printed["iou"]) == ["membrane", "cell"]
+    with Image.open(tmp_path / "predictions" / f"{val_ids[0]}.png") as mask:
+        assert mask.size == (512, 512) and set(np.unique(mask)) <= {0, 255}
+
+
+def test_a_training_set_of_one_class_exits_2_before_anything_is_written(tmp_path):
+    data = binary_layout(tmp_path / "data", count=6, values=(0, 1), classes="background\ncell\n")
+    data = binary_layout(data, count=4, values=(0, 0))  # overwrite s00-s03: no cell left in them
+    (data / "splits").mkdir()
+    (data / "splits" / "train.txt").write_text("s00\ns01\ns02\ns03\n")
+    (data / "splits" / "val.txt").write_text("s04\ns05\n")
+    assert_user_error(train(data, tmp_path), "train masks in", "hold only class ['background']")
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "tb").exists()
+
+
+def test_a_mask_value_of_no_class_exits_2_before_anything_is_written(tmp_path):
+    data = binary_layout(tmp_path / "data", count=8, classes="background = 0\nforeground = 255\n")
+    path = data / "masks" / "s05.png"
+    mask = np.array(Image.open(path))
+    mask[0, :4] = 128
+    Image.fromarray(mask).save(path)
+    assert_user_error(train(data, tmp_path), str(path), "[128]", "no class")
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "tb").exists()

@@ -6,7 +6,8 @@
 The exported graph takes what a user has, uint8 RGB images N x 3 x H x W of any height and width, and
 returns float32 class logits N x C x H x W: the ImageNet normalisation and the padding to a multiple of
 16 happen inside it (argmax over C gives the classes). BatchNorm is folded into the convolutions. The
-class names and colours travel with it: ONNX metadata "class_names" and "colors" (JSON), or the extra
+class names, colours and mask values travel with it: ONNX metadata "class_names", "colors" and
+"mask_values" (JSON), or the extra
 file "classes.json" of the TorchScript archive. ONNX export needs `pip install onnx`.
 """
 
@@ -40,9 +41,13 @@ class Segmenter(nn.Module):
 
 
 def export(checkpoint_path: Path, output: Path, file_format: str) -> None:
-    model, names, colors = load_model(checkpoint_path, torch.device("cpu"))
+    model, names, colors, values = load_model(checkpoint_path, torch.device("cpu"))
     segmenter = Segmenter(model).eval()
-    metadata = {"class_names": json.dumps(list(names)), "colors": json.dumps(colors.tolist())}
+    metadata = {
+        "class_names": json.dumps(list(names)),
+        "colors": json.dumps(colors.tolist()),
+        "mask_values": json.dumps(list(values)),
+    }
     example = torch.zeros(2, 3, 70, 90, dtype=torch.uint8)  # height and width stay symbolic in the trace
     output.parent.mkdir(parents=True, exist_ok=True)
     with replaced_atomically(output) as tmp, warnings.catch_warnings():

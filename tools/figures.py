@@ -153,7 +153,7 @@ def draw_predictions(
     device = select_device("auto")
     amp_dtype = select_amp("auto", device)
     channels_last = select_channels_last("auto", amp_dtype)
-    model, _, _ = load_model(checkpoint_path, device, channels_last)
+    model, *_ = load_model(checkpoint_path, device, channels_last)
     dataset = SegmentationDataset(data_dir, split, train=False)
     indices = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int).tolist()
     rows = prediction_rows(model, dataset, device, indices, amp_dtype=amp_dtype, channels_last=channels_last)

@@ -4,9 +4,11 @@
     python tools/predict.py --checkpoint experiments/unet/best.pth --input photos/ --output out/ --overlay
 
 For each input image <name>.<ext> (JPEG, PNG, BMP, ...; RGB, grayscale or 16-bit; any size) it
-writes <output>/<name>.png: the class index of every pixel, in the colours of the data set the
-checkpoint was trained on (stored in it; open the PNG with PIL to read the indices), the size of the
-input; and with --overlay <output>/<name>_overlay.png: the image blended with those colours.
+writes <output>/<name>.png, the size of the input: the class of every pixel in the data set's own mask
+values (stored in the checkpoint). For masks that hold class indices that is a palette PNG in the data
+set's colours (open it with PIL to read the indices); for masks that store other values, such as 0/255
+binary masks, a grayscale PNG of those values (16-bit where a value exceeds 255). With --overlay it
+also writes <output>/<name>_overlay.png: the image blended with the classes' colours.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import to_rgb  # noqa: E402
 from inference import add_inference_flags, inference_options, predict_classes  # noqa: E402
-from layouts import IMAGE_SUFFIXES, checkpoint_classes, colorize, palette  # noqa: E402
+from layouts import IMAGE_SUFFIXES, checkpoint_classes, checkpoint_values, colorize, palette  # noqa: E402
 from model import UNet, fused_for_inference  # noqa: E402
 from utils import (  # noqa: E402
     AMP_DTYPES,
@@ -72,9 +74,9 @@ def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
 
 def load_model(
     checkpoint_path: Path, device: torch.device, channels_last: bool = False
-) -> tuple[UNet, tuple[str, ...], np.ndarray]:
+) -> tuple[UNet, tuple[str, ...], np.ndarray, tuple[int, ...]]:
     """The checkpoint's U-Net, folded for inference on `device` in the memory format main.py validates
-    in, and its classes' names and colours (C x 3)."""
+    in, and its classes' names, colours (C x 3) and values in the data set's masks."""
     checkpoint = load_checkpoint(checkpoint_path)
     names, colors = checkpoint_classes(checkpoint)
     if len(names) != checkpoint["model_config"]["num_classes"]:
@@ -84,7 +86,8 @@ def load_model(
         )
     model = unet_from_checkpoint(checkpoint, checkpoint_path)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return fused_for_inference(model.to(device, memory_format=memory_format)), names, colors
+    model = fused_for_inference(model.to(device, memory_format=memory_format))
+    return model, names, colors, checkpoint_values(checkpoint)
 
 
 def unet_from_checkpoint(checkpoint: dict, checkpoint_path: Path) -> UNet:
@@ -107,12 +110,28 @@ def predict(model: UNet, images: list[np.ndarray], device: torch.device, **optio
     return list(predict_classes(model, batch, device, **options).numpy())
 
 
+def mask_image(classes: np.ndarray, colors: np.ndarray, values: tuple[int, ...]) -> Image.Image:
+    """Class indices HxW -> the mask as the data set stores it: a palette PNG of the indices in the
+    classes' colours, or, where the masks hold other values (0/255), a grayscale image of those values."""
+    if values == tuple(range(len(values))):
+        mask = Image.fromarray(classes, mode="L").convert("P")
+        mask.putpalette(palette(colors).tobytes())
+        return mask
+    stored = np.asarray(values)[classes]
+    if max(values) > 255:
+        return Image.fromarray(stored.astype(np.uint16))  # 16-bit grayscale PNG
+    return Image.fromarray(stored.astype(np.uint8), mode="L")
+
+
 def write_outputs(
-    image: np.ndarray, classes: np.ndarray, colors: np.ndarray, target: Path, overlay: bool
+    image: np.ndarray,
+    classes: np.ndarray,
+    colors: np.ndarray,
+    values: tuple[int, ...],
+    target: Path,
+    overlay: bool,
 ) -> None:
-    mask = Image.fromarray(classes, mode="L").convert("P")
-    mask.putpalette(palette(colors).tobytes())
-    save_image_atomically(mask, target)
+    save_image_atomically(mask_image(classes, colors, values), target)
     if overlay:
         blend = ((image.astype(np.uint16) + colorize(classes, colors)) // 2).astype(np.uint8)
         save_image_atomically(Image.fromarray(blend), target.with_name(f"{target.stem}_overlay.png"))
@@ -123,7 +142,7 @@ def predict_files(args: argparse.Namespace) -> int:
     device = select_device(args.device, 0)
     amp_dtype = select_amp(args.amp, device)
     channels_last = select_channels_last("auto", amp_dtype)  # as main.py validates
-    model, _, colors = load_model(Path(args.checkpoint), device, channels_last)
+    model, _, colors, values = load_model(Path(args.checkpoint), device, channels_last)
     options = inference_options(args, amp_dtype, channels_last)
     images = find_images(Path(args.input))
     output = Path(args.output)
@@ -158,7 +177,7 @@ def predict_files(args: argparse.Namespace) -> int:
             if decoded:
                 classes = predict(model, [pixels for _, pixels in decoded], device, **options)
                 for (path, pixels), path_classes in zip(decoded, classes, strict=True):
-                    write_outputs(pixels, path_classes, colors, targets[path], args.overlay)
+                    write_outputs(pixels, path_classes, colors, values, targets[path], args.overlay)
                 bar.update(len(decoded))
 
     written = len(images) - len(failed)
