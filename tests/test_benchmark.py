@@ -76,3 +76,16 @@ def test_a_second_benchmark_exits_instead_of_timing_beside_the_first():
     with running_alone():  # as a benchmark in progress holds it
         result = run_script("tools/benchmark.py", "voc", "--files", "2")
     assert result.returncode == 2 and "another tools/benchmark.py is running" in result.stderr
+
+
+def test_data_mode_times_the_pipeline_without_and_with_the_microscopy_augmentations():
+    result = last_json(run_script(*"tools/benchmark.py data --images 4 --crop_size 64 --repeats 1".split()))
+    rows = result["rows"]
+    assert [row["pipeline"] for row in rows] == [
+        "torchvision-references style",
+        "dataset.py",
+        "dataset.py --vflip --rot90",
+        "dataset.py --elastic 10",
+        "dataset.py --vflip --rot90 --elastic 10",
+    ]
+    assert all(row["images/s per worker"] > 0 for row in rows) and rows[0]["speed-up"] == 1.0
