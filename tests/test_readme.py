@@ -58,6 +58,7 @@ def test_main_commands_use_existing_flags_that_parse():
         "tools/figures.py",
         "tools/benchmark.py",
         "tools/precision.py",
+        "lab/isbi_scores.py",
     ],
 )
 def test_tool_commands_exist_and_use_their_flags(script):
