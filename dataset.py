@@ -16,11 +16,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import tv_tensors
 
-from layouts import IGNORE_INDEX, DataLayout, describe
+from layouts import IGNORE_INDEX, DataLayout, describe, exif_orientation, upright_size
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
 
@@ -130,17 +130,27 @@ class SegmentationDataset(Dataset):
         return np.random.default_rng([self.seed, int(self._epoch), index, *stream])
 
     def _open(self, index: int) -> tuple[Image.Image, np.ndarray]:
-        """The (still undecoded) JPEG and the checked mask array of one sample."""
+        """The image, upright (EXIF orientation applied, as labelling tools show it; still undecoded when
+        it needs no turn), and the checked mask array of one sample."""
         image_path, mask_path = self.images[index], self.masks[index]
         try:
             image = Image.open(image_path)
+            stored = image.size
+            if exif_orientation(image) != 1:
+                image = ImageOps.exif_transpose(image)
         except OSError as error:
             raise UserError(f"cannot read image {image_path}: {error}") from None
         mask = self.layout.read_mask(mask_path)
         if mask.shape != (image.height, image.width):
+            turned = (
+                f" upright (its EXIF orientation turns the stored {stored[1]}x{stored[0]} pixels, as "
+                "labelling tools show it; draw the mask on the upright image)"
+                if stored != image.size
+                else ""
+            )
             raise UserError(
                 f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
-                f"{image.height}x{image.width}: {self.layout.fix}"
+                f"{image.height}x{image.width}{turned}: {self.layout.fix}"
             )
         return image, mask
 
@@ -212,12 +222,13 @@ class SegmentationDataset(Dataset):
             raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
 
     def image_sizes(self, threads: int = 8) -> list[tuple[int, int]]:
-        """(height, width) of every image, from the file headers."""
+        """(height, width) of every image, upright, from the file headers."""
 
         def size(path: Path) -> tuple[int, int]:
             try:
                 with Image.open(path) as image:
-                    return image.height, image.width
+                    width, height = upright_size(image)
+                    return height, width
             except OSError as error:
                 raise UserError(f"cannot read image {path}: {error}") from None
 

@@ -44,6 +44,20 @@ MASK_TAG = "_mask"  # Carvana's <id>_mask.gif: the tag is not part of the id
 YOUR_OWN_DATA = "README, 'Train on your own data'"
 
 
+EXIF_ORIENTATION = 0x0112  # the EXIF tag; values 5-8 turn the image by 90 or 270 degrees
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1 = upright as stored), read from its header."""
+    return int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened image as labelling tools show it: EXIF orientation applied."""
+    width, height = image.size
+    return (height, width) if exif_orientation(image) in (5, 6, 7, 8) else (width, height)
+
+
 def voc_colormap() -> np.ndarray:
     """The PASCAL VOC colour map (also labelme's): uint8 array 256x3, row i = RGB colour of index i."""
     palette = np.zeros((256, 3), dtype=np.uint8)
@@ -120,6 +134,7 @@ class DataLayout:
     all_list: str | None = None  # a list naming every id (CVAT's default.txt), when the layout has one
     values: tuple[int, ...] | None = None  # each class's value in the mask files; None: its index
     value_rule: str = "class indices, 255 = void"  # how `values` was decided, for the run
+    split_dirs: tuple[tuple[str, Path], ...] = ()  # (split, folder of its images and masks): Roboflow's
 
     @property
     def num_classes(self) -> int:
@@ -152,6 +167,9 @@ class DataLayout:
     def split_ids(self, split: str) -> list[str]:
         """The ids of `split`: its list file, or, for a data set without train/val lists, the ids held
         out for "val" (VAL_FRACTION of them, by a hash of each id) or the rest for the train split."""
+        folders = dict(self.split_dirs)
+        if split in folders and not self.holds_out():
+            return sorted(i for i, p in self.images_by_id.items() if p.parent == folders[split])
         path = self.list_dir / f"{split}.txt"
         if path.is_file():
             ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
@@ -173,6 +191,8 @@ class DataLayout:
 
     def holds_out(self) -> bool:
         """True when the data set has neither a train nor a val list: val is then held out by hash."""
+        if self.split_dirs:
+            return not {self.train_split, "val"} <= dict(self.split_dirs).keys()
         lists = (self.list_dir / f"{self.train_split}.txt", self.list_dir / "val.txt")
         return self.kind != "voc-aug" and not any(p.is_file() for p in lists)
 
@@ -199,10 +219,14 @@ class DataLayout:
 
     @functools.cached_property
     def images_by_id(self) -> dict[str, Path]:
-        """id -> image file in image_dir, whatever its extension (labelme keeps PNG bytes as .jpg)."""
+        """id -> image file in image_dir (or the split folders), whatever its extension (labelme keeps PNG
+        bytes as .jpg)."""
         found: dict[str, Path] = {}
-        for path in sorted(self.image_dir.iterdir()) if self.image_dir.is_dir() else []:
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+        for path in self._listing(self.image_dir):
+            is_mask = self.split_dirs and path.stem.endswith(
+                MASK_TAG
+            )  # Roboflow's masks sit beside the images
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not is_mask:
                 if path.stem in found:
                     raise UserError(
                         f"{found[path.stem]} and {path} have the same id: rename or remove one of them"
@@ -214,10 +238,12 @@ class DataLayout:
     def masks_by_id(self) -> dict[str, Path]:
         """id -> mask file in mask_dir: <id>.png for the tools' exports; for the plain layout also GIF,
         TIFF and BMP, and <id>_mask.<ext>. A JPEG mask is an error: its edges hold values of no class."""
-        if self.kind != "plain":
+        if self.kind not in ("plain", "roboflow"):
             return {p.stem: p for p in self.mask_dir.glob("*.png")}
         found: dict[str, Path] = {}
-        for path in sorted(self.mask_dir.iterdir()) if self.mask_dir.is_dir() else []:
+        for path in self._listing(self.mask_dir):
+            if self.split_dirs and not path.stem.endswith(MASK_TAG):
+                continue  # an image beside the masks
             suffix = path.suffix.lower()
             if suffix in LOSSY_SUFFIXES:
                 raise UserError(
@@ -232,13 +258,18 @@ class DataLayout:
             found[image_id] = path
         return found
 
+    def _listing(self, folder: Path) -> list[Path]:
+        """The files of `folder`, or of every split folder for a layout with split_dirs, sorted."""
+        folders = [d for _, d in self.split_dirs] or [folder]
+        return [p for d in folders if d.is_dir() for p in sorted(d.iterdir())]
+
     def image_path(self, image_id: str) -> Path:
         if self.kind == "voc-aug":  # 17k files: no need to list the folder
             return self.image_dir / f"{image_id}.jpg"
         return self.images_by_id.get(image_id, self.image_dir / f"{image_id}.jpg")
 
     def mask_path(self, image_id: str) -> Path:
-        if self.kind == "plain":
+        if self.kind in ("plain", "roboflow"):
             return self.masks_by_id.get(image_id, self.mask_dir / f"{image_id}.png")
         return self.mask_dir / f"{image_id}.png"
 
@@ -448,6 +479,47 @@ def void_note(values: tuple[int, ...]) -> str:
     return "" if IGNORE_INDEX in values else f"; {IGNORE_INDEX} = void"
 
 
+ROBOFLOW_SPLITS = {"train": "train", "valid": "val", "test": "test"}  # folder -> split list
+
+
+def read_roboflow_classes(path: Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Roboflow's _classes.csv (header "Pixel Value, Class", then one `value, name` row a class) ->
+    names and values, in the order of the values."""
+    rows = []
+    for line in path.read_text().splitlines()[1:]:
+        value, _, name = line.partition(",")
+        if not line.strip():
+            continue
+        if not value.strip().isdigit() or not name.strip():
+            raise UserError(f"{path}: cannot read row '{line}': Roboflow writes `pixel value, class name`")
+        rows.append((int(value), name.strip()))
+    if not rows:
+        raise UserError(f"{path} lists no classes: export the data set from Roboflow again")
+    rows.sort()
+    return check_class_names([n for _, n in rows], path), tuple(v for v, _ in rows)
+
+
+def roboflow_layout(root: Path, folders: list[Path]) -> DataLayout:
+    """Roboflow's "Semantic Segmentation Masks" export: train/, valid/, test/, each holding the images,
+    <name>_mask.png beside each and _classes.csv."""
+    tables = {folder: read_roboflow_classes(folder / "_classes.csv") for folder in folders}
+    names, values = tables[folders[0]]
+    for folder, table in tables.items():
+        if table != (names, values):
+            raise UserError(
+                f"{folder / '_classes.csv'} lists other classes than {folders[0] / '_classes.csv'}: export "
+                "every split from one Roboflow version"
+            )
+    identity = values == tuple(range(len(names)))
+    return DataLayout(
+        "roboflow", root, names, VOC_PALETTE[: len(names)].copy(), root, root, root / "splits", "train",
+        rgb_masks=False, fix=f"masks hold the pixel values of {folders[0] / '_classes.csv'}: export again",
+        values=None if identity else values,
+        value_rule=f"as _classes.csv states them: {mapping_text(names, values)}" + void_note(values),
+        split_dirs=tuple((ROBOFLOW_SPLITS[f.name], f) for f in folders),
+    )  # fmt: skip
+
+
 def describe(data_dir: Path | str) -> DataLayout:
     """Recognise the layout of `data_dir`; UserError saying what was expected when it is none of them."""
     root = Path(data_dir)
@@ -480,14 +552,17 @@ def describe(data_dir: Path | str) -> DataLayout:
             fix="add its label to labelmap.txt (name:r,g,b::) or export the masks from CVAT again",
             all_list="default",
         )  # fmt: skip
+    roboflow = [root / f for f in ROBOFLOW_SPLITS if (root / f / "_classes.csv").is_file()]
+    if roboflow:
+        return roboflow_layout(root, roboflow)
     if (root / "classes.txt").is_file() or ((root / "images").is_dir() and (root / "masks").is_dir()):
         return plain_layout(root)
     raise UserError(
         f"no data set found in {root}: for VOC-aug, split file "
         f"{voc / 'ImageSets' / 'Segmentation' / 'trainaug.txt'} is missing (prepare the data set with "
         f"`python tools/voc.py --data_dir {root}`); for your own data, --data_dir must hold a labelme "
-        f"export (class_names.txt), a CVAT export (labelmap.txt) or the plain layout (images/ and masks/, "
-        f"with or without classes.txt): "
+        f"export (class_names.txt), a CVAT export (labelmap.txt), a Roboflow mask export "
+        f"(train/_classes.csv) or the plain layout (images/ and masks/, with or without classes.txt): "
         f"{YOUR_OWN_DATA}"
     )
 

@@ -384,3 +384,33 @@ def test_masks_of_one_class_only_are_refused(tmp_path):
     layout = describe(binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\n"))
     with pytest.raises(UserError, match=r"train masks in .* hold only class \['background'\]"):
         pixel_report(layout, np.array([[60, 0, 3]]), "train")
+
+
+def test_a_photo_with_exif_orientation_is_read_upright_like_its_mask(tmp_path):
+    from tests.test_predict import turned_jpeg
+
+    root = binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\n")
+    upright = np.array(Image.open(root / "images/s01.png").convert("RGB"))  # 48 high, 64 wide
+    (root / "images/s01.png").unlink()
+    turned_jpeg(root / "images/s01.jpg", upright)
+    ds = VOCSegmentation(root, "train", train=False)
+    index = ds.ids.index("s01")
+    image, mask = ds[index]
+    assert image.shape == (3, 48, 64) and ds.image_sizes()[index] == (48, 64)
+    assert ((image[0] > 120).numpy() == (mask.numpy() == 1)).mean() > 0.98
+    train = VOCSegmentation(root, "train", train=True, crop_size=32)
+    assert train[index][0].shape == (3, 32, 32)
+
+
+def test_a_mask_drawn_on_the_stored_pixels_of_a_turned_photo_names_exif(tmp_path):
+    from tests.test_predict import turned_jpeg
+
+    root = binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\n")
+    upright = np.array(Image.open(root / "images/s01.png").convert("RGB"))
+    (root / "images/s01.png").unlink()
+    turned_jpeg(root / "images/s01.jpg", upright)
+    Image.fromarray(np.rot90(np.array(Image.open(root / "masks/s01.png")))).save(root / "masks/s01.png")
+    with pytest.raises(
+        UserError, match=r"s01\.png is 64x48 but image .*s01\.jpg is 48x64 upright \(its EXIF"
+    ):
+        VOCSegmentation(root, "train", train=False).scan_masks()

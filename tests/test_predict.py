@@ -118,3 +118,33 @@ def test_large_image_in_tiles_with_tta_keeps_its_size(tmp_path, checkpoint):
     result = predict(checkpoint, image, tmp_path / "out", *"--tile 128 --tta --tta_scales 0.5 1".split())
     assert result.returncode == 0, result.stderr
     assert_class_png(tmp_path / "out/wide.png", (301, 157))
+
+
+def turned_jpeg(path, upright: np.ndarray, orientation: int = 6):
+    """A JPEG whose stored pixels are `upright` turned, with the EXIF orientation that shows it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.rot90(upright)).save(path, exif=exif, quality=95)
+    return path
+
+
+def test_a_photo_with_exif_orientation_is_predicted_upright(checkpoint, tmp_path):
+    upright = np.random.default_rng(1).integers(0, 256, (40, 72, 3), dtype=np.uint8)  # 72 wide, 40 high
+    turned_jpeg(tmp_path / "phone.jpg", upright)
+    assert predict(checkpoint, tmp_path / "phone.jpg", tmp_path / "out", "--overlay").returncode == 0
+    assert Image.open(tmp_path / "out/phone.png").size == (72, 40)
+    assert Image.open(tmp_path / "out/phone_overlay.png").size == (72, 40)
+
+
+def test_masks_are_written_in_the_data_sets_values():
+    from tools.predict import mask_image
+
+    classes = np.array([[0, 1], [1, 0]], dtype=np.uint8)
+    colors = VOC_PALETTE[:2]
+    binary = mask_image(classes, colors, (0, 255))
+    assert binary.mode == "L" and np.array(binary).tolist() == [[0, 255], [255, 0]]
+    wide = mask_image(classes, colors, (0, 65535))
+    assert np.array(wide).tolist() == [[0, 65535], [65535, 0]]
+    indexed = mask_image(classes, colors, (0, 1))
+    assert indexed.mode == "P" and np.array(indexed).tolist() == classes.tolist()
+    assert indexed.getpalette()[:6] == VOC_PALETTE[:2].ravel().tolist()

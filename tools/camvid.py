@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from layouts import IGNORE_INDEX  # noqa: E402
+from layouts import IGNORE_INDEX, upright_size  # noqa: E402
 from utils import UserError, exit_status, replaced_atomically, save_image_atomically, write_text_atomically  # noqa: E402
 
 CLASSES = (  # index order and colours of the tutorial's Scripts/test_segmentation_camvid.py
@@ -71,7 +71,7 @@ def convert_mask(image_path: Path, annotation_path: Path) -> np.ndarray:
     try:
         with Image.open(annotation_path) as annotation, Image.open(image_path) as image:
             mask = np.array(annotation)
-            image_size = image.size
+            image_size = upright_size(image)
     except OSError as error:
         raise UserError(f"cannot read {annotation_path} or {image_path}: {error}") from None
     if mask.ndim != 2 or mask.shape[::-1] != image_size:

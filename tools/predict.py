@@ -1,14 +1,15 @@
-"""Segment images with a trained checkpoint: a palette PNG of class indices per image, optionally an overlay.
+"""Segment images with a trained checkpoint: a mask per image in the data set's values, optionally an overlay.
 
     python tools/predict.py --checkpoint experiments/unet/best.pth --input photo.jpg --output predictions/
     python tools/predict.py --checkpoint experiments/unet/best.pth --input photos/ --output out/ --overlay
 
 For each input image <name>.<ext> (JPEG, PNG, BMP, ...; RGB, grayscale or 16-bit; any size) it
-writes <output>/<name>.png, the size of the input: the class of every pixel in the data set's own mask
-values (stored in the checkpoint). For masks that hold class indices that is a palette PNG in the data
-set's colours (open it with PIL to read the indices); for masks that store other values, such as 0/255
-binary masks, a grayscale PNG of those values (16-bit where a value exceeds 255). With --overlay it
-also writes <output>/<name>_overlay.png: the image blended with the classes' colours.
+writes <output>/<name>.png, the size of the upright input (EXIF orientation applied, as labelling tools
+show it): the class of every pixel in the data set's own mask values (stored in the checkpoint). For
+masks that hold class indices that is a palette PNG in the data set's colours (open it with PIL to read
+the indices); for masks that store other values, such as 0/255 binary masks, a grayscale PNG of those
+values (16-bit where a value exceeds 255). With --overlay it also writes <output>/<name>_overlay.png:
+the image blended with the classes' colours.
 """
 
 from __future__ import annotations
@@ -21,13 +22,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import to_rgb  # noqa: E402
 from inference import add_inference_flags, inference_options, predict_classes  # noqa: E402
-from layouts import IMAGE_SUFFIXES, checkpoint_classes, checkpoint_values, colorize, palette  # noqa: E402
+from layouts import (  # noqa: E402
+    IMAGE_SUFFIXES,
+    checkpoint_classes,
+    checkpoint_values,
+    colorize,
+    palette,
+    upright_size,
+)
 from model import UNet, fused_for_inference  # noqa: E402
 from utils import (  # noqa: E402
     AMP_DTYPES,
@@ -154,7 +162,7 @@ def predict_files(args: argparse.Namespace) -> int:
     for path in images:  # headers only: group equal sizes into batches without decoding everything first
         try:
             with Image.open(path) as opened:
-                sizes[path] = opened.size
+                sizes[path] = upright_size(opened)
         except OSError as error:
             failed.append((path, str(error)))
     ordered = sorted(sizes, key=lambda p: (sizes[p], str(p)))
@@ -169,8 +177,8 @@ def predict_files(args: argparse.Namespace) -> int:
             decoded = []
             for path in batch:
                 try:
-                    with Image.open(path) as opened:
-                        decoded.append((path, np.asarray(to_rgb(opened))))
+                    with Image.open(path) as opened:  # upright, as the labelling tools showed it
+                        decoded.append((path, np.asarray(to_rgb(ImageOps.exif_transpose(opened)))))
                 except OSError as error:  # a header that reads but pixels that do not (truncated file)
                     failed.append((path, str(error)))
                     bar.update(1)
