@@ -1,6 +1,9 @@
 """Shared test helpers: running the scripts, and small data sets in the formats of VOC, labelme, CVAT and
 the plain layout (the demo data sets themselves are fixtures, in conftest.py)."""
 
+import contextlib
+import io
+import json
 import shutil
 import subprocess
 import sys
@@ -158,4 +161,153 @@ def binary_layout(
     for split, numbers in (splits or {}).items():
         (root / "splits").mkdir(exist_ok=True)
         (root / "splits" / f"{split}.txt").write_text("".join(f"s{k:02d}\n" for k in numbers))
+    return root
+
+
+# COCO instances exports (Roboflow "COCO Segmentation", CVAT "COCO 1.0") and Roboflow's mask export.
+
+SHAPE_CLASSES = ("circle", "square")
+SHAPE_COLORS = ((40, 40, 40), (220, 60, 60), (60, 200, 90))  # background, circle, square
+
+
+def shape_objects(rng: np.random.Generator, height: int = 48, width: int = 64) -> list[tuple[int, list]]:
+    """Two or three objects as (class 1 or 2, polygon [x0, y0, x1, y1, ...]): a square and a 12-gon circle,
+    the square sometimes drawn as two polygons (an object in two parts)."""
+    objects = []
+    for _ in range(rng.integers(2, 4)):
+        kind = int(rng.integers(1, 3))
+        cx, cy, r = rng.uniform(12, width - 12), rng.uniform(12, height - 12), rng.uniform(5, 11)
+        if kind == 1:
+            angles = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+            polygon = (
+                np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1).ravel().round(1).tolist()
+            )
+            objects.append((kind, [polygon]))
+        else:
+            square = [cx - r, cy - r, cx + r, cy - r, cx + r, cy + r, cx - r, cy + r]
+            parts = [square]
+            if rng.random() < 0.5:  # a second part, apart from the first
+                parts.append([cx - r, cy + r + 2, cx, cy + r + 2, cx, cy + r + 5, cx - r, cy + r + 5])
+            objects.append((kind, [[round(v, 1) for v in part] for part in parts]))
+    return objects
+
+
+def coco_annotation(number: int, image_id: int, category: int, segmentation, height: int, width: int) -> dict:
+    """An annotation as the tools write it, with area and bbox from pycocotools."""
+    from pycocotools import mask as mask_utils
+
+    rle = (
+        mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        if isinstance(segmentation, list)
+        else mask_utils.frPyObjects(segmentation, height, width)
+    )
+    return {
+        "id": number, "image_id": image_id, "category_id": category, "segmentation": segmentation,
+        "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).round(2).tolist(),
+        "iscrowd": int(isinstance(segmentation, dict)),
+    }  # fmt: skip
+
+
+def paint_objects(annotations: list[dict], height: int, width: int, category_to_index: dict) -> np.ndarray:
+    """The expected mask, through pycocotools' COCO API (annToMask): larger objects first."""
+    from pycocotools.coco import COCO
+
+    coco = COCO()
+    coco.dataset = {
+        "images": [{"id": 0, "height": height, "width": width}],
+        "annotations": [],
+        "categories": [],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):  # its "creating index..." lines
+        coco.createIndex()
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for a in sorted(annotations, key=lambda a: -a["area"]):
+        mask[coco.annToMask({**a, "image_id": 0}) > 0] = category_to_index[a["category_id"]]
+    return mask
+
+
+def shapes_image(objects: list, rng: np.random.Generator, height: int = 48, width: int = 64) -> np.ndarray:
+    """An RGB picture of the objects, each in its class colour (larger ones first), with noise."""
+    annotations = [
+        coco_annotation(k, 0, kind, parts, height, width) for k, (kind, parts) in enumerate(objects)
+    ]
+    classes = paint_objects(annotations, height, width, {1: 1, 2: 2})
+    noise = rng.integers(0, 20, (height, width, 3))
+    return (np.array(SHAPE_COLORS)[classes] + noise).clip(0, 255).astype(np.uint8)
+
+
+def roboflow_coco_export(root: Path, counts: dict[str, int] | None = None, seed: int = 4) -> Path:
+    """Roboflow's "COCO Segmentation" export: train/, valid/, test/, each with its images (renamed
+    <name>_jpg.rf.<hash>.jpg) and _annotations.coco.json, whose category 0 is the project (no annotation)."""
+    rng = np.random.default_rng(seed)
+    categories = [{"id": 0, "name": "shapes-x1y2", "supercategory": "none"}] + [
+        {"id": k + 1, "name": name, "supercategory": "shapes-x1y2"} for k, name in enumerate(SHAPE_CLASSES)
+    ]
+    for split, count in (counts or {"train": 10, "valid": 3, "test": 2}).items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        images, annotations = [], []
+        for k in range(count):
+            name = f"{split}{k:03d}_jpg.rf.{rng.integers(1 << 40):x}.jpg"
+            objects = shape_objects(rng)
+            Image.fromarray(shapes_image(objects, rng)).save(root / split / name, quality=95)
+            images.append({"id": k, "license": 1, "file_name": name, "height": 48, "width": 64,
+                           "date_captured": "2026-01-01T00:00:00+00:00"})  # fmt: skip
+            for kind, parts in objects:
+                annotations.append(coco_annotation(len(annotations), k, kind, parts, 48, 64))
+        coco = {"info": {"description": "Exported from roboflow.com"}, "licenses": [],
+                "categories": categories, "images": images, "annotations": annotations}  # fmt: skip
+        (root / split / "_annotations.coco.json").write_text(json.dumps(coco))
+    return root
+
+
+def cvat_coco_export(root: Path, count: int = 12, seed: int = 5) -> Path:
+    """CVAT's "COCO 1.0" export saved with its images: annotations/instances_default.json and images/;
+    polygons as polygons, brush masks as uncompressed RLE with iscrowd 1 (as CVAT writes them)."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    images, annotations = [], []
+    for k in range(count):
+        name = f"frame_{k:06d}.jpg"
+        objects = shape_objects(rng)
+        Image.fromarray(shapes_image(objects, rng)).save(root / "images" / name, quality=95)
+        images.append({"id": k + 1, "width": 64, "height": 48, "file_name": name, "license": 0,
+                       "flickr_url": "", "coco_url": "", "date_captured": 0})  # fmt: skip
+        for index, (kind, parts) in enumerate(objects):
+            segmentation = parts
+            if index == 0 and k % 2:  # a brush mask: CVAT's uncompressed RLE, column-major runs
+                binary = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(parts, 48, 64)))
+                flat = binary.ravel(order="F")
+                edges = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
+                segmentation = {"counts": np.diff(np.concatenate([[0], edges])).tolist(), "size": [48, 64]}
+            annotation = coco_annotation(len(annotations) + 1, k + 1, kind, segmentation, 48, 64)
+            annotations.append({**annotation, "attributes": {"occluded": False}})
+    categories = [{"id": k + 1, "name": n, "supercategory": ""} for k, n in enumerate(SHAPE_CLASSES)]
+    coco = {"licenses": [{"name": "", "id": 0, "url": ""}], "info": {"contributor": "", "version": ""},
+            "categories": categories, "images": images, "annotations": annotations}  # fmt: skip
+    (root / "annotations" / "instances_default.json").write_text(json.dumps(coco))
+    return root
+
+
+def roboflow_mask_export(root: Path, counts: dict[str, int] | None = None, seed: int = 6) -> Path:
+    """Roboflow's "Semantic Segmentation Masks" export: train/, valid/, test/, each with the images,
+    <name>_mask.png (8-bit, pixel = the class's value) beside each, and _classes.csv."""
+    rng = np.random.default_rng(seed)
+    for split, count in (counts or {"train": 10, "valid": 3, "test": 2}).items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / split / "_classes.csv").write_text(
+            "Pixel Value, Class\n0, background\n"
+            + "".join(f"{k + 1}, {n}\n" for k, n in enumerate(SHAPE_CLASSES))
+        )
+        for k in range(count):
+            name = f"{split}{k:03d}_png.rf.{rng.integers(1 << 40):x}"
+            objects = shape_objects(rng)
+            Image.fromarray(shapes_image(objects, rng)).save(root / split / f"{name}.jpg", quality=95)
+            annotations = [
+                coco_annotation(j, 0, kind, parts, 48, 64) for j, (kind, parts) in enumerate(objects)
+            ]
+            mask = paint_objects(annotations, 48, 64, {1: 1, 2: 2})
+            Image.fromarray(mask, mode="L").save(root / split / f"{name}_mask.png")
     return root

@@ -17,6 +17,7 @@ from tests.helpers import (
     cvat_export,
     labelme_export,
     plain_layout,
+    roboflow_mask_export,
     run_script,
 )
 from utils import UserError
@@ -360,3 +361,28 @@ def test_the_isbi_2012_labels_load_as_stored_as_membrane_and_cell(tmp_path):
     counts = SegmentationDataset(layout, "train", train=True).scan_masks(void=True).sum(0)
     membrane, cell, void = counts / counts.sum()
     assert 0.15 < membrane < 0.3 and cell == pytest.approx(1 - membrane) and void == 0  # README: about 22%
+
+
+def test_a_roboflow_mask_export_is_recognised_with_its_splits_and_classes(tmp_path):
+    root = roboflow_mask_export(tmp_path, counts={"train": 4, "valid": 2, "test": 1})
+    layout = describe(root)
+    assert layout.kind == "roboflow" and layout.class_names == ("background", "circle", "square")
+    assert [len(layout.split_ids(s)) for s in ("train", "val", "test")] == [4, 2, 1]
+    assert not layout.holds_out()
+    image_id = layout.split_ids("val")[0]
+    assert layout.image_path(image_id).parent.name == "valid"
+    assert layout.mask_path(image_id).name == f"{image_id}_mask.png"
+    mask = layout.read_mask(layout.mask_path(image_id))
+    assert np.array_equal(mask, np.array(Image.open(layout.mask_path(image_id))))
+
+
+def test_a_roboflow_mask_export_with_other_pixel_values_maps_them(tmp_path):
+    root = roboflow_mask_export(tmp_path, counts={"train": 3})
+    (root / "train/_classes.csv").write_text("Pixel Value, Class\n0, background\n128, circle\n255, square\n")
+    for path in (root / "train").glob("*_mask.png"):
+        values = np.array(Image.open(path))
+        Image.fromarray(np.array([0, 128, 255], dtype=np.uint8)[values]).save(path)
+    layout = describe(root)
+    assert layout.mask_values == (0, 128, 255) and layout.holds_out()  # no valid/: val held out by hash
+    path = next((root / "train").glob("*_mask.png"))
+    assert set(np.unique(layout.read_mask(path))) <= {0, 1, 2}

@@ -10,7 +10,18 @@ from PIL import Image
 
 from layouts import describe
 from metrics import ConfusionMatrix
-from tests.helpers import OWN_CLASSES, binary_layout, cvat_export, labelme_export, plain_layout, run_script
+from tests.helpers import (
+    OWN_CLASSES,
+    SHAPE_CLASSES,
+    binary_layout,
+    cvat_coco_export,
+    cvat_export,
+    labelme_export,
+    plain_layout,
+    roboflow_coco_export,
+    roboflow_mask_export,
+    run_script,
+)
 from tests.test_layouts import CAMVID, ISBI, small_camvid_src
 from tests.test_main import assert_user_error, last_json, train
 
@@ -182,3 +193,18 @@ def test_a_mask_value_of_no_class_exits_2_before_anything_is_written(tmp_path):
     Image.fromarray(mask).save(path)
     assert_user_error(train(data, tmp_path), str(path), "[128]", "no class")
     assert not (tmp_path / "exp").exists() and not (tmp_path / "tb").exists()
+
+
+@pytest.mark.parametrize("export", [roboflow_coco_export, cvat_coco_export, roboflow_mask_export])
+def test_coco_and_roboflow_exports_train_evaluate_and_predict_in_their_own_classes(tmp_path, export):
+    data = export(tmp_path / "export")
+    if export is not roboflow_mask_export:  # COCO: converted first; the mask export loads as it is
+        converted = run_script("tools/coco.py", "--src", str(data), "--data_dir", str(tmp_path / "data"))
+        assert converted.returncode == 0, converted.stderr
+        data = tmp_path / "data"
+    result, printed, val_ids = train_evaluate_predict(data, tmp_path)
+    assert list(printed["iou"]) == ["background", *SHAPE_CLASSES]
+    checkpoint = torch.load(tmp_path / "exp/run/best.pth", weights_only=True)
+    assert checkpoint["classes"]["names"] == ["background", *SHAPE_CLASSES]
+    with Image.open(tmp_path / "predictions" / f"{val_ids[0]}.png") as mask:
+        assert mask.mode == "P" and np.array(mask).max() <= len(SHAPE_CLASSES)
