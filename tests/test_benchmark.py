@@ -4,7 +4,9 @@ belong to the benchmark itself), only that each figure is there and is a measure
 import argparse
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.helpers import run_script
 from tools.benchmark import cpu_runs, running_alone
@@ -89,3 +91,17 @@ def test_data_mode_times_the_pipeline_without_and_with_the_microscopy_augmentati
         "dataset.py --vflip --rot90 --elastic 10",
     ]
     assert all(row["images/s per worker"] > 0 for row in rows) and rows[0]["speed-up"] == 1.0
+
+
+def test_coco_mode_converts_generated_exports_of_real_photographs(tmp_path):
+    from tests.helpers import shapes_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(3):  # stand-ins for the photographs: the benchmark links, never alters them
+        Image.fromarray(shapes_image([], np.random.default_rng(k))).save(photos / f"p{k}.png")
+    command = f"tools/benchmark.py coco --photos {photos} --images 4 9 --workers 1"
+    result = last_json(run_script(*command.split()))
+    assert [row["images"] for row in result["rows"]] == [4, 9]
+    for row in result["rows"]:
+        assert row["images/s"] > 0 and row["peak MB main"] > 0 and row["peak MB worker"] >= 0

@@ -5,6 +5,7 @@ python tools/benchmark.py data    dataset.py against a torchvision-references-st
 python tools/benchmark.py model   the training step and validation at several precisions and formats
 python tools/benchmark.py train   the data pipeline alone, end to end, and the model step alone
 python tools/benchmark.py cpu     whole main.py runs on a CPU against a plain fp32 NCHW loop
+python tools/benchmark.py coco    tools/coco.py on generated COCO exports of real photographs
 """
 
 from __future__ import annotations
@@ -550,6 +551,93 @@ def bench_cpu(args: argparse.Namespace) -> dict:
     return {"benchmark": "cpu", "epochs": args.epochs, "rows": rows}
 
 
+# coco: tools/coco.py's speed and memory on exports of growing size
+
+
+COCO_CATEGORIES = ("car", "person", "tree", "sign", "road")
+CAMVID_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid" / "train"
+RUN_MEASURED = """
+import resource, runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as end:
+    status = end.code or 0
+else:
+    status = 0
+peaks = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+print("PEAK_KB", *peaks)
+sys.exit(status)
+"""
+
+
+def random_polygon(rng: np.random.Generator, width: int, height: int) -> list[float]:
+    """A star-shaped polygon of 6-20 points around a random centre, inside the image."""
+    points = int(rng.integers(6, 21))
+    cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, points))
+    radii = rng.uniform(5, min(width, height) / 4, points)
+    xs = np.clip(cx + radii * np.cos(angles), 0, width - 1)
+    ys = np.clip(cy + radii * np.sin(angles), 0, height - 1)
+    return np.stack([xs, ys], 1).ravel().round(1).tolist()
+
+
+def make_coco_export(root: Path, photos: list[Path], images: int, seed: int = 0) -> Path:
+    """A COCO instances JSON over `images` real photographs (linked, cycling through `photos`), each
+    with 3-8 random polygon objects of five categories; returns the JSON's path."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    records, annotations = [], []
+    for k in range(images):
+        photo = photos[k % len(photos)]
+        name = f"photo_{k:05d}{photo.suffix}"
+        (root / "images" / name).symlink_to(photo.resolve())
+        with Image.open(photo) as opened:
+            width, height = opened.size
+        records.append({"id": k, "file_name": name, "width": width, "height": height})
+        for _ in range(rng.integers(3, 9)):
+            polygon = random_polygon(rng, width, height)
+            xs, ys = np.array(polygon[0::2]), np.array(polygon[1::2])
+            area = 0.5 * abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1)))  # shoelace
+            annotations.append({"id": len(annotations), "image_id": k, "category_id": int(rng.integers(1, 6)),
+                                "segmentation": [polygon], "area": float(area), "iscrowd": 0})  # fmt: skip
+    categories = [{"id": k + 1, "name": name} for k, name in enumerate(COCO_CATEGORIES)]
+    path = root / "instances.json"
+    path.write_text(json.dumps({"images": records, "annotations": annotations, "categories": categories}))
+    return path
+
+
+def bench_coco(args: argparse.Namespace) -> dict:
+    """tools/coco.py on generated exports of each size: images/s and peak memory (the main process holds
+    the JSON and the plan; each worker one image at a time)."""
+    photos = sorted(p for p in Path(args.photos).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not photos:
+        raise UserError(f"--photos {args.photos} holds no photographs: pass a folder of real images (CamVid)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for images in args.images:
+            root = Path(tmp) / f"export{images}"
+            json_path = make_coco_export(root, photos, images)
+            command = [sys.executable, "-c", RUN_MEASURED, "tools/coco.py", "--annotations", str(json_path),
+                       "--images", str(root / "images"), "--data_dir", str(root / "out"),
+                       "--workers", str(args.workers)]  # fmt: skip
+            start = time.perf_counter()
+            result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+            seconds = time.perf_counter() - start
+            if result.returncode != 0:
+                raise UserError(f"tools/coco.py failed on the generated export: {result.stderr[-500:]}")
+            main_kb, worker_kb = (int(v) for v in result.stdout.split("PEAK_KB")[1].split())
+            rows.append({
+                "images": images, "JSON MB": round(json_path.stat().st_size / 2**20, 1),
+                "seconds": round(seconds, 1), "images/s": rate(images / seconds),
+                "peak MB main": round(main_kb / 1024), "peak MB worker": round(worker_kb / 1024),
+            })  # fmt: skip
+    workers = args.workers or os.cpu_count()
+    print(f"tools/coco.py --workers {workers}, {len(photos)} photographs from {args.photos}")
+    print_table(rows)
+    return {"benchmark": "coco", "rows": rows}
+
+
 def bench_plain(args: argparse.Namespace) -> dict:
     return {"mean_iou": plain_run(Path(args.data_dir), args)}
 
@@ -599,6 +687,12 @@ def main() -> None:
         help="comma-separated runs to time, plain (the baseline) last: "
         + "; ".join(f"{name} = {label}" for name, (label, _) in CPU_RUNS.items()),
     )
+    coco = sub.add_parser("coco", help="tools/coco.py on generated COCO exports of real photographs")
+    coco.add_argument(
+        "--photos", default=str(CAMVID_PHOTOS), help="a folder of real photographs, e.g. CamVid's train/"
+    )
+    coco.add_argument("--images", type=int, nargs="+", default=[500, 2000], help="export sizes to convert")
+    coco.add_argument("--workers", type=int, default=0, help="tools/coco.py --workers (0 = one per core)")
     plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
     plain.add_argument("--data_dir", required=True)
     for mode in (cpu, plain):
@@ -612,6 +706,7 @@ def main() -> None:
         "train": bench_train,
         "cpu": bench_cpu,
         "plain": bench_plain,
+        "coco": bench_coco,
     }
     if args.command == "plain":  # started by `cpu`, which holds the lock
         result = modes[args.command](args)
