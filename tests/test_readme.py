@@ -53,6 +53,7 @@ def test_main_commands_use_existing_flags_that_parse():
     [
         "tools/voc.py",
         "tools/camvid.py",
+        "tools/coco.py",
         "tools/predict.py",
         "tools/export.py",
         "tools/figures.py",
