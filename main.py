@@ -4,6 +4,7 @@ images (labelme, CVAT, the plain layout), logging to TensorBoard.
 python main.py --demo                              # synthetic data, CPU, a few minutes
 python main.py --data_dir data/ --epochs 100       # VOC-aug, after `python tools/voc.py`
 python main.py --data_dir my_labelme_export/       # your own data: the layout is recognised
+python main.py @recipes/camvid.txt --epochs 80     # a recipe file; flags after it override it
 torchrun --nproc_per_node 4 main.py ...            # several GPUs (--batch_size is per GPU)
 """
 
@@ -43,10 +44,17 @@ from utils import (
 )
 
 
+def recipe_line(line: str) -> list[str]:
+    """One line of a recipe file (`python main.py @recipes/camvid.txt`): flags and values split on
+    spaces, `#` to the end of the line a comment."""
+    return line.split("#", 1)[0].split()
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, fromfile_prefix_chars="@"
     )
+    parser.convert_arg_line_to_args = recipe_line
     parser.add_argument(
         "--data_dir",
         default="data/",

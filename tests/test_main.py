@@ -403,3 +403,24 @@ def test_a_small_data_set_is_repeated_and_the_run_says_so(tmp_path, prepared_dem
     )
     assert "mask values: class indices, 255 = void" in result.stdout
     assert re.search(r"trainaug pixels: background \d+\.\d%, aeroplane", result.stdout)
+
+
+def test_a_recipe_file_gives_its_flags_and_the_command_line_overrides_them(tmp_path):
+    recipe = tmp_path / "recipe.txt"
+    recipe.write_text("# a comment line\n--crop_size 256  # the crop\n--scale 0.75 1.25\n\n--optimizer adamw\n")
+    args = parse_args([f"@{recipe}", "--crop_size", "128"])
+    assert args.crop_size == 128 and list(args.scale) == [0.75, 1.25] and args.optimizer == "adamw"
+    assert parse_args([f"@{recipe}"]).crop_size == 256
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "recipes").glob("*.txt")), ids=lambda p: p.name)
+def test_every_recipe_file_parses(recipe):
+    args = parse_args([f"@{recipe}"])
+    assert args.data_dir and args.name in (recipe.stem, "unet")  # voc.txt keeps the default run name
+
+
+def test_the_camvid_recipe_file_is_the_command_its_results_were_measured_with():
+    measured = "--data_dir data/camvid --name camvid --base_channels 16 --crop_size 256 --scale 0.75 1.25 "
+    measured += "--color_jitter 0.3 --class_weights median_freq --batch_size 4 --optimizer adamw --lr 1e-3 "
+    measured += "--epochs 40 --val_every 5"
+    assert vars(parse_args([f"@{ROOT / 'recipes/camvid.txt'}"])) == vars(parse_args(measured.split()))
