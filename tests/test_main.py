@@ -407,7 +407,9 @@ def test_a_small_data_set_is_repeated_and_the_run_says_so(tmp_path, prepared_dem
 
 def test_a_recipe_file_gives_its_flags_and_the_command_line_overrides_them(tmp_path):
     recipe = tmp_path / "recipe.txt"
-    recipe.write_text("# a comment line\n--crop_size 256  # the crop\n--scale 0.75 1.25\n\n--optimizer adamw\n")
+    recipe.write_text(
+        "# a comment line\n--crop_size 256  # the crop\n--scale 0.75 1.25\n\n--optimizer adamw\n"
+    )
     args = parse_args([f"@{recipe}", "--crop_size", "128"])
     assert args.crop_size == 128 and list(args.scale) == [0.75, 1.25] and args.optimizer == "adamw"
     assert parse_args([f"@{recipe}"]).crop_size == 256
