@@ -565,39 +565,3 @@ def describe(data_dir: Path | str) -> DataLayout:
         f"(train/_classes.csv) or the plain layout (images/ and masks/, with or without classes.txt): "
         f"{YOUR_OWN_DATA}"
     )
-
-
-def checkpoint_classes(checkpoint: dict) -> tuple[tuple[str, ...], np.ndarray]:
-    """The class names and colours a checkpoint of main.py was trained with (VOC's for checkpoints
-    written before checkpoints stored them)."""
-    table = checkpoint.get("classes") or {"names": VOC_CLASS_NAMES, "colors": VOC_PALETTE[:VOC_NUM_CLASSES]}
-    return tuple(table["names"]), np.asarray(table["colors"], dtype=np.uint8).reshape(-1, 3)
-
-
-def checkpoint_values(checkpoint: dict) -> tuple[int, ...]:
-    """Each class's value in the masks of the data set a checkpoint was trained on (its index for
-    checkpoints written before checkpoints stored the values)."""
-    names, _ = checkpoint_classes(checkpoint)
-    return tuple((checkpoint.get("classes") or {}).get("values") or range(len(names)))
-
-
-def check_checkpoint_classes(checkpoint: dict, path: Path, layout: DataLayout) -> None:
-    """UserError naming both class lists when `checkpoint` was trained on other classes than `layout`'s."""
-    names, _ = checkpoint_classes(checkpoint)
-    if names == layout.class_names and checkpoint_values(checkpoint) != layout.mask_values:
-        trained = mapping_text(names, checkpoint_values(checkpoint))
-        raise UserError(
-            f"checkpoint {path} was trained with mask values {trained} "
-            f"but data set {layout.root} has {mapping_text(names, layout.mask_values)}: state the values in "
-            f"{layout.root / 'classes.txt'} as `name = value` lines"
-        )
-    if names != layout.class_names:
-
-        def shown(items: tuple[str, ...]) -> str:
-            return ", ".join(items[:6]) + (", ..." if len(items) > 6 else "")
-
-        raise UserError(
-            f"checkpoint {path} was trained on {len(names)} classes ({shown(names)}) but data set "
-            f"{layout.root} has {layout.num_classes} ({shown(layout.class_names)}): pass the --data_dir "
-            "it was trained on, or a checkpoint trained on this data set"
-        )

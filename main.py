@@ -12,36 +12,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from dataset import SegmentationDataset, make_loader, pixel_report, set_epoch, to_device
-from inference import add_inference_flags, band_logits, inference_options
-from layouts import IGNORE_INDEX, DataLayout, describe
-from metrics import ConfusionMatrix
+from checkpoints import build_model, find_checkpoint, restore_training
+from dataset import SegmentationDataset, make_loader, pixel_report
+from inference import add_inference_flags, inference_options
+from layouts import DataLayout, describe
 from model import UNet, fused_for_inference
-from records import RunRecords, eval_summary, find_checkpoint, restore_training
-from tools.demo_data import DEMO_SETTINGS, ensure_demo_data
+from records import RunRecords, eval_summary
+from training import NonFiniteLoss, evaluate, get_class_weights, train_one_epoch
 from utils import (
     AMP_DTYPES,
     Runtime,
     UserError,
     amp_name,
-    autocast,
     broadcast_buffers,
     exit_status,
     setup_runtime,
 )
+
+ROOT = Path(__file__).resolve().parent
+DEMO_RECIPE = ROOT / "recipes" / "demo.txt"
+DEMO_LIST = Path("VOCdevkit/VOC2012/ImageSets/Segmentation/trainaug.txt")  # there once the demo is prepared
 
 
 def recipe_line(line: str) -> list[str]:
@@ -192,10 +193,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = get_args_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    if args.demo:  # demo settings replace the defaults; flags given on the command line still win
-        parser.set_defaults(**DEMO_SETTINGS)
-        args = parser.parse_args(argv)
+    if args.demo:  # the demo's recipe first: flags given on the command line still win
+        args = parser.parse_args([f"@{DEMO_RECIPE}", *argv])
         args.data_dir = str(Path(args.data_dir) / "demo")
     if args.elastic < 0 or args.min_epoch_images < 0:
         flag = "--elastic" if args.elastic < 0 else "--min_epoch_images"
@@ -210,9 +211,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def get_layout(args: argparse.Namespace, is_main: bool) -> DataLayout:
-    """The data set's description; with --demo, rank 0 first writes the synthetic data set."""
-    if args.demo and is_main:
-        ensure_demo_data(Path(args.data_dir))
+    """The data set's description; with --demo, rank 0 first writes the synthetic data set (once)."""
+    if args.demo and is_main and not (Path(args.data_dir) / DEMO_LIST).is_file():
+        print(f"demo: writing a synthetic VOC 2012 + SBD data set to {args.data_dir}", flush=True)
+        command = [sys.executable, str(ROOT / "tools" / "demo_data.py"), "--out", args.data_dir, "--prepare"]
+        if subprocess.run(command).returncode != 0:
+            raise UserError(f"tools/demo_data.py could not write {args.data_dir}: see its message above")
     if dist.is_initialized():
         dist.barrier()
     return describe(args.data_dir)
@@ -260,9 +264,7 @@ def get_model(
     config = {"in_channels": 3, "num_classes": num_classes, "base_channels": args.base_channels}
     if checkpoint:
         config = checkpoint["model_config"]
-    model = UNet(**config)
-    if checkpoint:
-        model.load_state_dict(checkpoint["model"])
+    model = build_model(config, checkpoint, args.resume)
     if args.sync_bn:
         if runtime.device.type != "cuda":
             raise UserError("--sync_bn needs GPUs (PyTorch's SyncBatchNorm is CUDA-only): drop it on a CPU")
@@ -278,21 +280,6 @@ def get_train_model(model: UNet, args: argparse.Namespace, runtime: Runtime) -> 
         cuda = runtime.device.type == "cuda"
         model = DistributedDataParallel(model, device_ids=[runtime.local_rank] if cuda else None)
     return torch.compile(model) if args.compile else model
-
-
-def get_class_weights(counts: np.ndarray, mode: str, device: torch.device) -> torch.Tensor | None:
-    """None for --class_weights none. median_freq (Eigen & Fergus 2015, SegNet): the frequency of a
-    class is its pixels over the labelled pixels of the images where it appears; its weight is the
-    median frequency over its own. A class no training image holds gets weight 0."""
-    if mode == "none":
-        return None
-    present = counts > 0
-    pixels = counts.sum(0)
-    seen = pixels > 0
-    freq = pixels[seen] / (counts.sum(1, keepdims=True) * present).sum(0)[seen]
-    weights = np.zeros(counts.shape[1])
-    weights[seen] = np.median(freq) / freq
-    return torch.tensor(weights, dtype=torch.float32, device=device)
 
 
 def get_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
@@ -321,153 +308,6 @@ def get_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def criterion(
-    logits: torch.Tensor,
-    masks: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    reduction: str = "mean",
-    loss: str = "ce",
-) -> torch.Tensor:
-    """Cross-entropy of logits N x C x H x W against masks N x H x W over non-void pixels (their mean,
-    or sum; weighted by class when `weight` is given), plus soft_dice_loss for loss="ce+dice", in
-    float32 whatever the autocast precision."""
-    logits = logits.float()
-    ce = F.cross_entropy(logits, masks, weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction)
-    return ce + soft_dice_loss(logits, masks) if loss == "ce+dice" else ce
-
-
-def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - mean over classes of the soft Dice score (2 sum(p y) + eps) / (sum p + sum y + eps), summed
-    over the batch's non-void pixels, p the softmax probabilities (N x C x H x W), y the one-hot masks."""
-    valid = (masks != IGNORE_INDEX).unsqueeze(1)
-    probs = logits.softmax(1) * valid
-    onehot = F.one_hot(masks.masked_fill(~valid[:, 0], 0), logits.shape[1]).permute(0, 3, 1, 2) * valid
-    dims = (0, 2, 3)
-    overlap, total = (probs * onehot).sum(dims), probs.sum(dims) + onehot.sum(dims)
-    return 1 - ((2 * overlap + eps) / (total + eps)).mean()
-
-
-class NonFiniteLoss(Exception):
-    pass
-
-
-def train_step(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    masks: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    amp_dtype: torch.dtype | None,
-    class_weights: torch.Tensor | None = None,
-    loss_name: str = "ce",
-) -> torch.Tensor:
-    """Forward, backward and update on one normalised batch; returns the loss, still on the device."""
-    with autocast(images.device, amp_dtype):
-        loss = criterion(model(images), masks, class_weights, loss=loss_name)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return loss.detach()
-
-
-def train_one_epoch(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    scaler: torch.amp.GradScaler,
-    loader: DataLoader,
-    runtime: Runtime,
-    *,
-    class_weights: torch.Tensor | None,
-    loss_name: str = "ce",
-    epoch: int,
-    epochs: int,
-    step: int,
-    print_freq: int,
-    log: Callable[[int, float, float], None],
-) -> int:
-    """One pass over the training loader; returns the global step. Reads the loss back from the device
-    only every print_freq steps, so the step never waits for the host; log(step, loss, lr) then."""
-    model.train()
-    set_epoch(loader, epoch)
-    device = runtime.device
-    running = torch.zeros((), device=device)
-    first_bad_step = torch.full((), -1, device=device, dtype=torch.long)  # found without a host sync
-    total = len(loader) * loader.batch_size * runtime.world_size
-    with tqdm(
-        total=total,
-        desc=f"train {epoch + 1}/{epochs}",
-        unit="img",
-        disable=runtime.rank != 0,
-        dynamic_ncols=True,
-        leave=False,
-    ) as bar:
-        for i, (images, masks) in enumerate(loader):
-            images, masks = to_device(images, masks, device, runtime.channels_last)
-            loss = train_step(
-                model, images, masks, optimizer, scaler, runtime.amp_dtype, class_weights, loss_name
-            )
-            scheduler.step()
-            step += 1
-            running += loss
-            first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
-            bar.update(len(images) * runtime.world_size)
-            if (i + 1) % print_freq == 0 or i + 1 == len(loader):
-                check_finite(first_bad_step, epoch)
-                mean_loss = running.item() / (i % print_freq + 1)
-                running.zero_()
-                lr = optimizer.param_groups[0]["lr"]
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-                log(step, mean_loss, lr)
-    return step
-
-
-def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
-    bad = first_bad_step
-    if dist.is_initialized():
-        bad = bad.clone()
-        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-    if bad.item() >= 0:
-        raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, step {bad.item()}")
-
-
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module, loader: DataLoader, runtime: Runtime, print_freq: int, **options
-) -> dict:
-    """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss; each
-    image predicted whole (or in tiles above --tile) at its own size, as tools/predict.py predicts it
-    (options: those of inference.band_logits). Pass fused_for_inference(model): the same numbers as
-    the model in eval mode, faster."""
-    model.eval()
-    device = runtime.device
-    confusion = ConfusionMatrix(loader.dataset.layout.num_classes, IGNORE_INDEX)
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    pixels = torch.zeros((), device=device, dtype=torch.float64)
-    total = len(loader.dataset)  # every rank's share together: the bar counts for all processes
-    with tqdm(
-        total=total, desc="val", unit="img", disable=runtime.rank != 0, dynamic_ncols=True, leave=False
-    ) as bar:
-        for i, (images, masks) in enumerate(loader):
-            masks = masks.to(device, non_blocking=True).long()
-            for top, bottom, logits in band_logits(model, images, device, **options):
-                rows = masks[:, top:bottom]
-                loss_sum += criterion(logits, rows, reduction="sum")
-                pixels += (rows != IGNORE_INDEX).sum()
-                confusion.update(logits.argmax(1), rows)
-            bar.update(len(images) * runtime.world_size)
-            if (i + 1) % print_freq == 0:
-                bar.set_postfix(loss=f"{(loss_sum / pixels.clamp(min=1)).item():.4f}")
-    confusion.all_reduce()
-    if dist.is_initialized():
-        dist.all_reduce(loss_sum)
-        dist.all_reduce(pixels)
-    metrics = confusion.compute()
-    metrics["loss"] = (loss_sum / pixels.clamp(min=1)).item()
-    return metrics
-
-
 def main(args: argparse.Namespace) -> None:
     runtime = setup_runtime(
         args.device, args.amp, args.channels_last, args.num_workers, args.seed, args.deterministic
@@ -482,15 +322,15 @@ def main(args: argparse.Namespace) -> None:
     options = inference_options(args, runtime.amp_dtype, runtime.channels_last)
     val_set = get_val_dataset(layout, args)
     val_loader = make_loader(val_set, args.batch_size, runtime.num_workers)
-    if args.eval_only:
+    if args.eval_only:  # the --eval_only JSON line
         metrics = evaluate(fused_for_inference(model), val_loader, runtime, args.print_freq, **options)
-        if is_main:
-            print(json.dumps(eval_summary(metrics, layout.class_names)))
-        return
+        return print(json.dumps(eval_summary(metrics, layout.class_names))) if is_main else None
 
     train_set, pixel_counts = get_train_dataset(layout, args)
-    pixels_line, warnings = pixel_report(layout, pixel_counts, train_set.split)
     train_loader = get_train_loader(train_set, args, runtime)
+    report = data_report(
+        layout, pixel_counts, train_loader, args.min_epoch_images
+    )  # masks of one class stop here
     class_weights = get_class_weights(pixel_counts[:, :-1], args.class_weights, runtime.device)
     optimizer = get_optimizer(model, args)
     scheduler = get_scheduler(optimizer, len(train_loader), args)
@@ -507,12 +347,7 @@ def main(args: argparse.Namespace) -> None:
     if is_main:
         resumed_after = start_epoch if checkpoint else None
         print(run_header(args.name, layout, (train_set, val_set), splits, runtime, model, resumed_after))
-        print(f"mask values: {layout.value_rule}\n{pixels_line}", *warnings, sep="\n")
-        if train_loader.sampler.passes > 1:
-            print(
-                f"an epoch is {train_loader.sampler.passes} passes over the {len(train_set)} training images "
-                f"({len(train_loader)} steps; --min_epoch_images {args.min_epoch_images})"
-            )
+        print(report)
 
     for epoch in range(start_epoch, args.epochs):
         start = time.perf_counter()
@@ -532,6 +367,21 @@ def main(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - start
         records.end_epoch(epoch + 1, step, seconds, metrics, model, optimizer, scheduler, scaler)
     records.close()
+
+
+def data_report(
+    layout: DataLayout, pixel_counts: np.ndarray, loader: DataLoader, min_epoch_images: int
+) -> str:
+    """The lines after the run header: how mask values became classes, each class's share of the training
+    pixels, warnings, and how many passes an epoch is. UserError for masks of one class."""
+    pixels_line, warnings = pixel_report(layout, pixel_counts, loader.dataset.split)
+    lines = [f"mask values: {layout.value_rule}", pixels_line, *warnings]
+    if loader.sampler.passes > 1:
+        lines.append(
+            f"an epoch is {loader.sampler.passes} passes over the {len(loader.dataset)} training images "
+            f"({len(loader)} steps; --min_epoch_images {min_epoch_images})"
+        )
+    return "\n".join(lines)
 
 
 def run_header(

@@ -1,5 +1,5 @@
-"""A run's records: the checkpoints (saved and restored), TensorBoard curves and prediction panel,
-metrics.jsonl, the split lists, and the JSON line of --eval_only.
+"""A run's records: its checkpoints (written through checkpoints.py), TensorBoard curves and prediction
+panel, metrics.jsonl, the split lists, and the JSON line of --eval_only.
 
 Everything lands under <save_dir>/<name>/ and <tensorboard_dir>/<name>/. Under torchrun only rank 0
 keeps records: the others hold a RunRecords made with enabled=False, which writes nothing.
@@ -16,39 +16,11 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from checkpoints import save_training_checkpoint
 from dataset import SegmentationDataset
 from inference import predict_classes
-from layouts import DataLayout, check_checkpoint_classes, colorize
-from utils import load_checkpoint, save_atomically, write_text_atomically
-
-
-def find_checkpoint(resume: str, run_dir: Path, layout: DataLayout) -> dict | None:
-    """The checkpoint --resume names (PATH, or 'auto': <run_dir>/last.pth when it exists), checked
-    against the data set's classes; None for a new run."""
-    if not resume:
-        return None
-    path = run_dir / "last.pth" if resume == "auto" else Path(resume)
-    if resume == "auto" and not path.is_file():
-        return None
-    checkpoint = load_checkpoint(path)
-    check_checkpoint_classes(checkpoint, path, layout)
-    return checkpoint
-
-
-def restore_training(
-    checkpoint: dict | None,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-) -> tuple[int, int, float]:
-    """Load the optimiser, schedule and grad scaler of a training checkpoint; returns (epochs done,
-    steps done, best val mean IoU), (0, 0, -1.0) for a new run."""
-    if not checkpoint or "optimizer" not in checkpoint:
-        return 0, 0, -1.0
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    scaler.load_state_dict(checkpoint["scaler"])
-    return checkpoint["epoch"], checkpoint["step"], checkpoint["best_miou"]
+from layouts import colorize
+from utils import write_text_atomically
 
 
 def eval_summary(metrics: dict, class_names: tuple[str, ...]) -> dict:
@@ -100,11 +72,6 @@ def prediction_panel(
     ]
     widest = max(r.shape[1] for r in rows)
     return np.concatenate([np.pad(r, ((0, 4), (0, widest - r.shape[1]), (0, 0))) for r in rows])
-
-
-def model_state(model: torch.nn.Module) -> dict:
-    """State dict on the CPU, with plain BatchNorm names even when SyncBatchNorm was used."""
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def keep_metrics_until(path: Path, epoch: int) -> None:
@@ -218,18 +185,12 @@ class RunRecords:
         if is_best:
             self.best_miou = metrics["mean_iou"]
             line += "  (best)"
-        state = {
-            "model": model_state(model),
-            **self.about,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "epoch": epoch,
-            "step": step,
-            "best_miou": self.best_miou,
-        }
         best = [self.run_dir / "best.pth"] if is_best else []
-        save_atomically(state, *best, self.run_dir / "last.pth")  # one write; best.pth a hard link
+        progress = {"epoch": epoch, "step": step, "best_miou": self.best_miou}
+        # One write; best.pth a hard link to it.
+        save_training_checkpoint(
+            [*best, self.run_dir / "last.pth"], model, self.about, optimizer, scheduler, scaler, progress
+        )
         self.writer.flush()
         tqdm.write(line)
 

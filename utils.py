@@ -1,4 +1,4 @@
-"""Small shared helpers: image normalisation, seeding, distributed set-up, devices, checkpoint I/O."""
+"""Small shared helpers: image normalisation, seeding, distributed set-up, devices, atomic file writes."""
 
 from __future__ import annotations
 
@@ -129,21 +129,6 @@ def write_text_atomically(path: Path, text: str) -> None:
     """Write text via a temporary file and a rename: readers see the old or the new file, never half."""
     with replaced_atomically(path) as tmp:
         tmp.write_text(text)
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint of main.py with pickle disabled; UserError if it is missing or of the wrong kind."""
-    if not path.is_file():
-        raise UserError(
-            f"checkpoint {path} not found: pass the path of a last.pth or best.pth, or use --resume auto"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise UserError(f"cannot load checkpoint {path}: {error}".splitlines()[0]) from None
-    if not isinstance(checkpoint, dict) or not {"model", "model_config"} <= checkpoint.keys():
-        raise UserError(f"{path} is not a checkpoint written by main.py (no model / model_config)")
-    return checkpoint
 
 
 def select_device(choice: str, local_rank: int = 0) -> torch.device:

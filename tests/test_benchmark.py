@@ -1,4 +1,4 @@
-"""tools/benchmark.py runs and reports every setting it was asked for. Timings are not checked here (they
+"""lab/benchmark.py runs and reports every setting it was asked for. Timings are not checked here (they
 belong to the benchmark itself), only that each figure is there and is a measurement."""
 
 import argparse
@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lab.benchmark import cpu_runs, running_alone
 from tests.helpers import run_script
-from tools.benchmark import cpu_runs, running_alone
+
+pytestmark = pytest.mark.slow  # whole runs of the scripts
 
 
 def last_json(result) -> dict:
@@ -18,7 +20,7 @@ def last_json(result) -> dict:
 
 
 def test_model_mode_times_every_setting_in_turns():
-    command = "tools/benchmark.py model --device cpu --batch_size 2 --crop_size 64 --base_channels 8 "
+    command = "lab/benchmark.py model --device cpu --batch_size 2 --crop_size 64 --base_channels 8 "
     command += "--val_size 48 --precision fp32,bf16 --memory_format nchw,channels_last "
     command += "--warmup 1 --steps 1 --rounds 2"
     result = last_json(run_script(*command.split()))
@@ -39,7 +41,7 @@ def test_model_mode_times_every_setting_in_turns():
 
 
 def test_cpu_mode_runs_main_and_the_plain_loop_in_turns():
-    command = "tools/benchmark.py cpu --epochs 1 --base_channels 4 --crop_size 32 --repeats 2 "
+    command = "lab/benchmark.py cpu --epochs 1 --base_channels 4 --crop_size 32 --repeats 2 "
     command += "--runs main,fp32,plain"
     result = last_json(run_script(*command.split()))
     rows = result["rows"]
@@ -61,7 +63,7 @@ def test_cpu_runs_must_end_with_the_plain_baseline():
 
 
 def test_train_mode_reports_data_end_to_end_and_model():
-    command = "tools/benchmark.py train --device cpu --batch_size 2 --crop_size 64 --base_channels 8 "
+    command = "lab/benchmark.py train --device cpu --batch_size 2 --crop_size 64 --base_channels 8 "
     command += "--num_workers 1 --images 16 --warmup 1 --steps 2"
     result = last_json(run_script(*command.split()))
     rows = result["rows"]
@@ -76,12 +78,12 @@ def test_train_mode_reports_data_end_to_end_and_model():
 
 def test_a_second_benchmark_exits_instead_of_timing_beside_the_first():
     with running_alone():  # as a benchmark in progress holds it
-        result = run_script("tools/benchmark.py", "voc", "--files", "2")
-    assert result.returncode == 2 and "another tools/benchmark.py is running" in result.stderr
+        result = run_script("lab/benchmark.py", "voc", "--files", "2")
+    assert result.returncode == 2 and "another lab/benchmark.py is running" in result.stderr
 
 
 def test_data_mode_times_the_pipeline_without_and_with_the_microscopy_augmentations():
-    result = last_json(run_script(*"tools/benchmark.py data --images 4 --crop_size 64 --repeats 1".split()))
+    result = last_json(run_script(*"lab/benchmark.py data --images 4 --crop_size 64 --repeats 1".split()))
     rows = result["rows"]
     assert [row["pipeline"] for row in rows] == [
         "torchvision-references style",
@@ -100,7 +102,7 @@ def test_coco_mode_converts_generated_exports_of_real_photographs(tmp_path):
     photos.mkdir()
     for k in range(3):  # stand-ins for the photographs: the benchmark links, never alters them
         Image.fromarray(shapes_image([], np.random.default_rng(k))).save(photos / f"p{k}.png")
-    command = f"tools/benchmark.py coco --photos {photos} --images 4 9 --workers 1"
+    command = f"lab/benchmark.py coco --photos {photos} --images 4 9 --workers 1"
     result = last_json(run_script(*command.split()))
     assert [row["images"] for row in result["rows"]] == [4, 9]
     for row in result["rows"]:

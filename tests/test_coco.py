@@ -29,6 +29,7 @@ def expected_masks(json_path):
     return masks
 
 
+@pytest.mark.slow
 def test_a_roboflow_export_keeps_its_splits_names_and_masks(tmp_path):
     src = roboflow_coco_export(tmp_path / "export")
     out = tmp_path / "data"
@@ -45,6 +46,7 @@ def test_a_roboflow_export_keeps_its_splits_names_and_masks(tmp_path):
             assert (out / "images" / f"{stem}.jpg").read_bytes() == (src / split / f"{stem}.jpg").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_cvat_export_paints_rle_and_polygons_and_holds_val_out(tmp_path):
     src = cvat_coco_export(tmp_path / "export")
     coco = json.loads((src / "annotations/instances_default.json").read_text())
@@ -57,6 +59,7 @@ def test_a_cvat_export_paints_rle_and_polygons_and_holds_val_out(tmp_path):
         assert np.array_equal(np.array(Image.open(out / "masks" / f"{stem}.png")), mask), stem
 
 
+@pytest.mark.slow
 def test_any_coco_json_converts_with_annotations_and_images(tmp_path):
     src = cvat_coco_export(tmp_path / "export", count=4)
     json_path = src / "annotations/instances_default.json"
@@ -77,6 +80,7 @@ def test_any_coco_json_converts_with_annotations_and_images(tmp_path):
         assert np.array_equal(np.array(Image.open(out / "masks" / f"{stem}.png")), mask), stem
 
 
+@pytest.mark.slow
 def test_a_smaller_object_on_a_larger_one_stays_visible(tmp_path):
     src = cvat_coco_export(tmp_path / "export", count=1)
     json_path = src / "annotations/instances_default.json"
@@ -93,6 +97,7 @@ def test_a_smaller_object_on_a_larger_one_stays_visible(tmp_path):
     assert mask[12, 12] == 1 and mask[30, 30] == 2 and mask[45, 60] == 0
 
 
+@pytest.mark.slow
 def test_a_rerun_leaves_correct_files_alone_and_mends_a_wrong_one(tmp_path):
     src = roboflow_coco_export(tmp_path / "export", counts={"train": 4, "valid": 2})
     out = tmp_path / "data"
@@ -118,6 +123,7 @@ def first_polygon(coco):
     return next(a for a in coco["annotations"] if isinstance(a["segmentation"], list))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case, change, fragments",
     [
@@ -158,6 +164,7 @@ def test_bad_input_exits_2_naming_the_file_before_anything_is_written(tmp_path, 
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
 def test_an_image_turned_by_exif_is_checked_upright_against_the_json(tmp_path):
     src = cvat_coco_export(tmp_path / "export", count=2)
     path = src / "images/frame_000001.jpg"

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from checkpoints import load_model
 from inference import band_logits
 from model import UNet
 from tests.helpers import run_script
-from tools.predict import load_model
 
 TOLERANCE = 1e-4  # float32 logits of an exported graph against PyTorch's, absolute
 CLASSES = {"names": ["sky", "road", "car"], "colors": [[128, 128, 128], [128, 64, 128], [64, 0, 128]]}
@@ -34,6 +34,7 @@ def images_of(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
+@pytest.mark.slow
 def test_onnx_matches_pytorch_on_any_size_and_carries_the_classes(checkpoint, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
@@ -52,6 +53,7 @@ def test_onnx_matches_pytorch_on_any_size_and_carries_the_classes(checkpoint, tm
     assert json.loads(metadata["colors"]) == CLASSES["colors"]
 
 
+@pytest.mark.slow
 def test_torchscript_matches_pytorch_and_carries_the_classes(checkpoint, tmp_path):
     output = tmp_path / "m.pt"
     result = run_script(

@@ -209,6 +209,7 @@ def small_camvid_src(src: Path, root: Path, per_split: int) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_camvid_converts_with_its_counts_classes_and_void(camvid_src, tmp_path):
     out = tmp_path / "camvid"
     result = run_script("tools/camvid.py", "--src", str(camvid_src), "--data_dir", str(out))
@@ -226,6 +227,7 @@ def test_camvid_converts_with_its_counts_classes_and_void(camvid_src, tmp_path):
     assert (out / "images" / f"{name}.png").read_bytes() == (camvid_src / "test" / f"{name}.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_camvid_label_outside_the_classes_stops_before_writing(camvid_src, tmp_path):
     src = small_camvid_src(camvid_src, tmp_path / "src", per_split=2)
     (src / "valannot").unlink()

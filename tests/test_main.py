@@ -12,10 +12,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from layouts import VOC_CLASS_NAMES as CLASS_NAMES
-from main import criterion, get_class_weights, parse_args, soft_dice_loss, train_step
-from model import UNet
+from main import DEMO_RECIPE, parse_args
 from tests.helpers import ROOT, copy_tree, run_script
-from tools.demo_data import DEMO_SETTINGS
 
 # 24 train images / batch 4 = 6 steps an epoch (one pass: --min_epoch_images 0); a 4-channel U-Net: a
 # few seconds an epoch on a CPU.
@@ -72,6 +70,7 @@ def finished(tmp_path_factory, prepared_demo):
     return data, out, result
 
 
+@pytest.mark.slow
 def test_run_writes_checkpoints_and_one_metrics_line_per_validation(finished):
     _, out, result = finished
     run_dir = out / "exp" / "run"
@@ -86,6 +85,7 @@ def test_run_writes_checkpoints_and_one_metrics_line_per_validation(finished):
     assert "best val mean IoU" in result.stdout and str(run_dir) in result.stdout
 
 
+@pytest.mark.slow
 def test_tensorboard_has_every_tag_of_the_spec(finished):
     _, out, _ = finished
     events = EventAccumulator(str(out / "tb" / "run"), size_guidance={"scalars": 0, "images": 0})
@@ -109,6 +109,7 @@ def test_tensorboard_has_every_tag_of_the_spec(finished):
     assert len(events.Scalars("train/loss")) == 6  # every --print_freq 2 steps
 
 
+@pytest.mark.slow
 def test_run_figures_are_drawn_from_the_event_files_and_checkpoint(finished, tmp_path):
     pytest.importorskip("matplotlib")
     from tools.figures import draw_curves, draw_predictions, read_scalars
@@ -124,6 +125,7 @@ def test_run_figures_are_drawn_from_the_event_files_and_checkpoint(finished, tmp
     )
 
 
+@pytest.mark.slow
 def test_eval_only_prints_the_metrics_that_were_logged(finished):
     data, out, _ = finished
     logged = json.loads((out / "exp/run/metrics.jsonl").read_text().splitlines()[-1])
@@ -140,6 +142,7 @@ def test_eval_only_prints_the_metrics_that_were_logged(finished):
         assert printed[key] == pytest.approx(logged[key], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_eval_only_with_tta_and_tiles_prints_the_metrics(finished):
     data, out, _ = finished
     result = run_script(
@@ -150,6 +153,7 @@ def test_eval_only_with_tta_and_tiles_prints_the_metrics(finished):
     assert 0 <= last_json(result.stdout)["mean_iou"] <= 1
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, prepared_demo):
     data = prepared_demo
     slower = "--deterministic --batch_size 2 --base_channels 8 --crop_size 64".split()  # 12 steps an epoch
@@ -177,6 +181,7 @@ def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, prep
 TORCHRUN = [sys.executable, *"-m torch.distributed.run --nproc_per_node 2 --master_port 29517".split()]
 
 
+@pytest.mark.slow
 def test_torchrun_training_logs_the_numbers_of_the_model_it_saves(tmp_path, prepared_demo):
     command = main_command(prepared_demo, tmp_path, *"--epochs 1 --batch_size 2".split(), name="ddp")
     result = subprocess.run([*TORCHRUN, *command], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -191,6 +196,7 @@ def test_torchrun_training_logs_the_numbers_of_the_model_it_saves(tmp_path, prep
     assert logged["mean_iou"] == last_json(saved.stdout)["mean_iou"]  # rank 0's BatchNorm statistics
 
 
+@pytest.mark.slow
 def test_torchrun_evaluation_equals_one_process(finished):
     data, out, _ = finished
     evaluate = [*"main.py --eval_only --num_workers 0 --batch_size 3 --data_dir".split(), str(data)]
@@ -205,6 +211,7 @@ def test_torchrun_evaluation_equals_one_process(finished):
     assert one["iou"] == two["iou"]
 
 
+@pytest.mark.slow
 def test_demo_flag_generates_prepares_and_trains(tmp_path):
     result = run_script(
         *"main.py --demo --epochs 1 --base_channels 4 --data_dir".split(), str(tmp_path / "data"),
@@ -215,12 +222,13 @@ def test_demo_flag_generates_prepares_and_trains(tmp_path):
     assert (tmp_path / "exp/demo/best.pth").is_file() and (tmp_path / "tb/demo").is_dir()
 
 
+@pytest.mark.slow
 def test_sync_bn_on_a_cpu_exits_2_naming_the_flag(tmp_path, prepared_demo):
     assert_user_error(train(prepared_demo, tmp_path, "--sync_bn"), "--sync_bn")
 
 
 def test_demo_settings_yield_to_flags_given():
-    assert parse_args(["--demo"]).crop_size == DEMO_SETTINGS["crop_size"]
+    assert "--crop_size 96" in DEMO_RECIPE.read_text() and parse_args(["--demo"]).crop_size == 96
     args = parse_args(["--demo", "--epochs", "3", "--data_dir", "elsewhere"])
     assert args.epochs == 3 and args.data_dir.replace("\\", "/") == "elsewhere/demo"
     assert parse_args([]).crop_size == 320 and parse_args([]).batch_size == 8
@@ -235,10 +243,12 @@ def assert_user_error(result, *fragments):
         assert fragment in message
 
 
+@pytest.mark.slow
 def test_missing_data_set_exits_2_pointing_to_tools_voc(tmp_path):
     assert_user_error(train(tmp_path / "nothing", tmp_path), "trainaug.txt", "tools/voc.py")
 
 
+@pytest.mark.slow
 def test_missing_image_exits_2_naming_it(tmp_path, prepared_demo):
     data = copy_tree(prepared_demo, tmp_path / "data")
     image = next((data / "VOCdevkit/VOC2012/JPEGImages").iterdir())
@@ -246,6 +256,7 @@ def test_missing_image_exits_2_naming_it(tmp_path, prepared_demo):
     assert_user_error(train(data, tmp_path), str(image))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "1"])  # the error must come through a loader worker too
 def test_unreadable_image_exits_2_naming_it(tmp_path, prepared_demo, workers):
     data = copy_tree(prepared_demo, tmp_path / "data")
@@ -255,6 +266,7 @@ def test_unreadable_image_exits_2_naming_it(tmp_path, prepared_demo, workers):
     assert_user_error(train(data, tmp_path, "--num_workers", workers), str(image))
 
 
+@pytest.mark.slow
 def test_labels_outside_the_classes_exit_2_naming_the_mask(tmp_path, prepared_demo):
     data = copy_tree(prepared_demo, tmp_path / "data")
     voc = data / "VOCdevkit/VOC2012"
@@ -269,6 +281,7 @@ def test_labels_outside_the_classes_exit_2_naming_the_mask(tmp_path, prepared_de
     assert_user_error(train(data, tmp_path, "--epochs", "1"), str(mask_path), "[21]")
 
 
+@pytest.mark.slow
 def test_bad_resume_path_exits_2(tmp_path, prepared_demo):
     missing = tmp_path / "nope.pth"
     assert_user_error(train(prepared_demo, tmp_path, "--resume", str(missing)), str(missing))
@@ -280,6 +293,7 @@ def test_bad_resume_path_exits_2(tmp_path, prepared_demo):
     )
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, prepared_demo):
     data = prepared_demo
     assert train(data, tmp_path, "--epochs", "1").returncode == 0
@@ -291,6 +305,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
     assert last.read_bytes() == good
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_keeps_last_pth_whole(tmp_path, prepared_demo):
     data = prepared_demo
     last = tmp_path / "exp/int/last.pth"
@@ -305,87 +320,18 @@ def test_ctrl_c_stops_cleanly_and_keeps_last_pth_whole(tmp_path, prepared_demo):
     assert torch.load(last, weights_only=True)["epoch"] >= 1
 
 
-def test_median_frequency_weights_divide_the_median_frequency_by_each_class_frequency():
-    # Frequency: a class's pixels over the pixels of the images holding it (0.75, 0.25, 0.25).
-    counts = np.array([[30, 10, 0], [60, 0, 20]])  # 2 images x 3 classes
-    weights = get_class_weights(counts, "median_freq", torch.device("cpu"))
-    torch.testing.assert_close(weights, torch.tensor([1 / 3, 1.0, 1.0]))
-
-
-def test_a_class_absent_from_every_training_image_gets_weight_zero():
-    weights = get_class_weights(np.array([[30, 10, 0]]), "median_freq", torch.device("cpu"))
-    torch.testing.assert_close(weights, torch.tensor([2 / 3, 2.0, 0.0]))  # median of 0.75 and 0.25
-
-
-def test_class_weights_none_leave_the_loss_unweighted():
-    assert get_class_weights(np.array([[30, 10, 0]]), "none", torch.device("cpu")) is None
-
-
 def test_negative_color_jitter_is_refused():
     with pytest.raises(SystemExit):
         parse_args(["--color_jitter", "-0.1"])
 
 
+@pytest.mark.slow
 def test_a_run_with_median_frequency_weights_records_the_flag(tmp_path, prepared_demo):
     result = train(prepared_demo, tmp_path, *"--epochs 1 --class_weights median_freq".split())
     assert result.returncode == 0, result.stderr
     assert (
         torch.load(tmp_path / "exp/run/last.pth", weights_only=True)["args"]["class_weights"] == "median_freq"
     )
-
-
-def test_a_bf16_training_step_keeps_float32_where_the_accuracy_lives():
-    """Where bf16 autocast could cost accuracy (bf16 against fp32 on CamVid): the loss, the weights and
-    BatchNorm's running statistics stay float32, and the bf16 gradient differs from the float32
-    gradient of the same batch by less than half as much as the float32 gradient of another batch
-    does (bf16's rounding is smaller than the noise of the minibatch)."""
-    torch.manual_seed(0)
-
-    def batch():  # labels that follow the image, so there is something to learn
-        images = torch.randn(4, 3, 32, 32)
-        return images, (images[:, 0] > 0).long() + 2 * (images[:, 1] > 0.5).long()
-
-    first, other = batch(), batch()
-    init = UNet(3, 5, base_channels=4).state_dict()
-    models, losses, grads = [], [], []
-    for (images, masks), amp_dtype in ((first, None), (first, torch.bfloat16), (other, None)):
-        model = UNet(3, 5, base_channels=4)
-        model.load_state_dict(init)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        scaler = torch.amp.GradScaler("cpu", enabled=False)
-        losses.append(train_step(model.train(), images, masks, optimizer, scaler, amp_dtype))
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-        models.append(model)
-    fp32, bf16, _ = models
-    assert losses[1].dtype == torch.float32 and grads[1].dtype == torch.float32
-    torch.testing.assert_close(losses[1], losses[0], rtol=0.02, atol=0)
-    for name, tensor in bf16.state_dict().items():
-        assert not tensor.is_floating_point() or tensor.dtype == torch.float32, name
-    for name in ("running_mean", "running_var"):
-        stats = [torch.cat([b for n, b in m.named_buffers() if n.endswith(name)]) for m in (fp32, bf16)]
-        torch.testing.assert_close(stats[1], stats[0], rtol=0.02, atol=0.01)
-    assert (grads[1] - grads[0]).norm() < 0.5 * (grads[2] - grads[0]).norm()
-
-
-def test_soft_dice_loss_is_zero_for_a_sure_right_answer_and_near_one_for_a_sure_wrong_one():
-    masks = torch.tensor([[[0, 0, 1], [1, 1, 0]]])
-    right = torch.nn.functional.one_hot(masks, 2).permute(0, 3, 1, 2).float() * 50
-    assert soft_dice_loss(right, masks).item() == pytest.approx(0, abs=1e-6)
-    assert soft_dice_loss(-right, masks).item() == pytest.approx(1, abs=0.15)  # eps keeps it below 1
-
-
-def test_void_pixels_count_in_neither_loss():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 3, 8, 8)
-    masks = torch.randint(0, 3, (2, 8, 8))
-    masks[:, :3] = 255
-    changed = logits.clone()
-    changed[:, :, :3] = torch.randn(2, 3, 3, 8) * 10  # other logits where the mask is void
-    for loss in ("ce", "ce+dice"):
-        assert criterion(changed, masks, loss=loss).item() == pytest.approx(
-            criterion(logits, masks, loss=loss).item()
-        )
-    assert criterion(logits, masks, loss="ce+dice") > criterion(logits, masks, loss="ce")
 
 
 @pytest.mark.parametrize("flag", ["--elastic", "--min_epoch_images"])
@@ -395,6 +341,7 @@ def test_negative_augmentation_and_epoch_flags_are_refused(flag, capsys):
     assert flag in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_small_data_set_is_repeated_and_the_run_says_so(tmp_path, prepared_demo):
     result = train(prepared_demo, tmp_path, "--epochs", "1", "--min_epoch_images", "50")
     assert result.returncode == 0, result.stderr

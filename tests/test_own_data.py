@@ -25,6 +25,8 @@ from tests.helpers import (
 from tests.test_layouts import CAMVID, ISBI, small_camvid_src
 from tests.test_main import assert_user_error, last_json, train
 
+pytestmark = pytest.mark.slow  # whole runs of the scripts
+
 
 def train_evaluate_predict(data, tmp_path, *extra, predict_flags=()):
     """A 2-epoch run, --eval_only of its checkpoint, and tools/predict.py on its val images."""

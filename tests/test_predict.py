@@ -45,6 +45,7 @@ def assert_class_png(path, size):
         assert np.array(mask).max() < 21
 
 
+@pytest.mark.slow
 def test_single_odd_sized_rgb_image(tmp_path, checkpoint):
     image = write_image(tmp_path / "photo.jpg", (97, 131))
     result = predict(checkpoint, image, tmp_path / "out")
@@ -53,6 +54,7 @@ def test_single_odd_sized_rgb_image(tmp_path, checkpoint):
     assert not (tmp_path / "out/photo_overlay.png").exists()
 
 
+@pytest.mark.slow
 def test_folder_of_rgb_and_grayscale_images_with_overlays(tmp_path, checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -70,6 +72,7 @@ def test_folder_of_rgb_and_grayscale_images_with_overlays(tmp_path, checkpoint):
     assert "wrote 4 prediction(s)" in result.stdout
 
 
+@pytest.mark.slow
 def test_batched_and_single_predictions_agree(tmp_path, checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -82,6 +85,7 @@ def test_batched_and_single_predictions_agree(tmp_path, checkpoint):
         assert (a == b).mean() > 0.99  # BatchNorm in eval mode: only float summation order may differ
 
 
+@pytest.mark.slow
 def test_unreadable_image_is_reported_and_the_others_written(tmp_path, checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -93,11 +97,13 @@ def test_unreadable_image_is_reported_and_the_others_written(tmp_path, checkpoin
     assert (tmp_path / "out/good.png").is_file() and not (tmp_path / "out/broken.png").exists()
 
 
+@pytest.mark.slow
 def test_missing_input_exits_2(tmp_path, checkpoint):
     result = predict(checkpoint, tmp_path / "nowhere", tmp_path / "out")
     assert result.returncode == 2 and "nowhere" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_checkpoint_of_the_wrong_kind_exits_2(tmp_path):
     bad = tmp_path / "model.pth"
     torch.save({"weights": torch.zeros(3)}, bad)
@@ -105,6 +111,7 @@ def test_checkpoint_of_the_wrong_kind_exits_2(tmp_path):
     assert result.returncode == 2 and str(bad) in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_never_overwrites_an_input(tmp_path, checkpoint):
     image = write_image(tmp_path / "a.png", (20, 20))
     before = image.read_bytes()
@@ -113,6 +120,7 @@ def test_never_overwrites_an_input(tmp_path, checkpoint):
     assert image.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_large_image_in_tiles_with_tta_keeps_its_size(tmp_path, checkpoint):
     image = write_image(tmp_path / "wide.png", (301, 157))
     result = predict(checkpoint, image, tmp_path / "out", *"--tile 128 --tta --tta_scales 0.5 1".split())
@@ -128,6 +136,7 @@ def turned_jpeg(path, upright: np.ndarray, orientation: int = 6):
     return path
 
 
+@pytest.mark.slow
 def test_a_photo_with_exif_orientation_is_predicted_upright(checkpoint, tmp_path):
     upright = np.random.default_rng(1).integers(0, 256, (40, 72, 3), dtype=np.uint8)  # 72 wide, 40 high
     turned_jpeg(tmp_path / "phone.jpg", upright)

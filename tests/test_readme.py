@@ -1,4 +1,5 @@
-"""The README only shows what exists: its flag table is the parser's, and its commands use real flags."""
+"""The README and the reports in docs/ only show what exists: the flag table is the parser's, and the
+commands use real flags."""
 
 import re
 import shlex
@@ -7,28 +8,36 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lab.readme_flags import flag_table
 from main import get_args_parser
 from tests.helpers import ROOT, run_script
-from tools.readme_flags import flag_table
 
 README = (ROOT / "README.md").read_text()
+DOCS = "\n".join(path.read_text() for path in sorted((ROOT / "docs").rglob("*.md")))
 
 
 def test_flag_table_is_the_parsers():
-    table = re.search(r"<!-- flags -->\n(.*?)\n<!-- /flags -->", README, re.S).group(1)
-    assert table == flag_table(get_args_parser()), "run `python tools/readme_flags.py` and paste its output"
+    flags = (ROOT / "docs" / "flags.md").read_text()
+    table = re.search(r"<!-- flags -->\n(.*?)\n<!-- /flags -->", flags, re.S).group(1)
+    assert table == flag_table(get_args_parser()), "run `python lab/readme_flags.py` and paste its output"
 
 
-def command_lines():
-    """The lines of the README's bash blocks, and its inline `python ...` commands."""
-    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+def test_the_readme_is_a_manual_of_at_most_400_lines_with_its_links_in_place():
+    assert len(README.splitlines()) <= 400
+    for target in re.findall(r"\]\(((?:docs|lab|assets)/[^)#]+)", README):
+        assert (ROOT / target).is_file(), target
+
+
+def command_lines(text=README):
+    """The lines of the bash blocks of `text`, and its inline `python ...` commands."""
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         yield from block.splitlines()
-    yield from re.findall(r"(?<!`)`(python [^`]+)`", README)
+    yield from re.findall(r"(?<!`)`(python [^`]+)`", text)
 
 
-def commands(script):
-    """Every README command that runs `script`, as argument lists."""
-    for line in command_lines():
+def commands(script, text=README):
+    """Every command of `text` that runs `script`, as argument lists."""
+    for line in command_lines(text):
         for part in line.split("#")[0].split("&&"):
             words = shlex.split(part)
             if script in words:
@@ -39,8 +48,9 @@ def flags_of(parser):
     return {option for action in parser._actions for option in action.option_strings}
 
 
-def test_main_commands_use_existing_flags_that_parse():
-    found = list(commands("main.py"))
+@pytest.mark.parametrize("text", [README, DOCS], ids=["README", "docs"])
+def test_main_commands_use_existing_flags_that_parse(text):
+    found = list(commands("main.py", text))
     assert len(found) >= 6
     parser = get_args_parser()
     for args in found:
@@ -57,25 +67,17 @@ def test_main_commands_use_existing_flags_that_parse():
         "tools/predict.py",
         "tools/export.py",
         "tools/figures.py",
-        "tools/benchmark.py",
-        "tools/precision.py",
+        "lab/benchmark.py",
         "lab/isbi_scores.py",
     ],
 )
 def test_tool_commands_exist_and_use_their_flags(script):
-    found = list(commands(script))
+    found = list(commands(script)) + list(commands(script, DOCS))
     assert found and (ROOT / script).is_file()
     source = (ROOT / script).read_text()
     for args in found:
         for flag in (a for a in args if a.startswith("--")):
             assert f'"{flag}"' in source, (script, flag)
-
-
-def test_emulated_bf16_commands_are_main_commands_under_amp_bf16():
-    found = list(commands("tools/emulate_bf16.py"))
-    assert found and (ROOT / "tools/emulate_bf16.py").is_file()
-    for args in found:
-        assert get_args_parser().parse_args(args).amp == "bf16", args  # the tool takes main.py's flags
 
 
 def test_the_plain_layout_conversion_example_writes_a_loadable_data_set(tmp_path, monkeypatch):
@@ -98,6 +100,7 @@ def test_the_plain_layout_conversion_example_writes_a_loadable_data_set(tmp_path
     assert layout.all_ids() == ["a"] and layout.split_ids("val") == ["a"]  # the one image is held out
 
 
+@pytest.mark.slow
 def test_the_onnx_example_runs_an_exported_model(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")

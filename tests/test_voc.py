@@ -119,6 +119,7 @@ def test_a_wrong_existing_output_is_rewritten(raw):
     np.testing.assert_array_equal(mask(target), good)
 
 
+@pytest.mark.slow
 def test_corrupt_inputs_are_reported_and_the_rest_converted(raw):
     voc, sbd = voc_dir(raw), raw / "VOCdevkit/VOCaug/dataset"
     bad_mat = sbd / "cls" / f"{read_list(sbd / 'train.txt')[0]}.mat"
@@ -175,6 +176,7 @@ def test_mask_values_outside_the_classes_are_reported(raw):
     assert "[30]" in report["errors"][0][1]
 
 
+@pytest.mark.slow
 def test_missing_data_set_exits_2_with_a_message(tmp_path):
     result = run_script("tools/voc.py", "--data_dir", str(tmp_path / "nowhere"))
     assert result.returncode == 2
@@ -182,6 +184,7 @@ def test_missing_data_set_exits_2_with_a_message(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_sbd_exits_2_naming_both_folder_names(raw):
     shutil.rmtree(raw / "VOCdevkit/VOCaug")
     result = run_script("tools/voc.py", "--data_dir", str(raw))
@@ -189,6 +192,7 @@ def test_missing_sbd_exits_2_naming_both_folder_names(raw):
     assert "benchmark_RELEASE" in result.stderr and "benchmark.tgz" in result.stderr
 
 
+@pytest.mark.slow
 def test_runs_from_any_directory_and_prints_counts(raw, tmp_path):
     result = run_script(str(ROOT / "tools/voc.py"), "--data_dir", str(raw), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

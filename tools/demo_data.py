@@ -1,6 +1,6 @@
 """Write a small synthetic data set in the raw PASCAL VOC 2012 + SBD formats, for offline runs and tests.
 
-    python tools/demo_data.py --out data/demo [--seed 0] [--train 160] [--val 48]
+    python tools/demo_data.py --out data/demo [--seed 0] [--train 160] [--val 48] [--prepare]
 
 Each image shows a few objects on a low-saturation background; an object's colour decides its class
 (10 hues x 2 brightnesses = the 20 VOC object classes), its shape and size do not. The tree mirrors the
@@ -45,23 +45,6 @@ def class_colours() -> np.ndarray:
 
 
 CLASS_COLOURS = class_colours()
-
-# main.py --demo: these settings replace main.py's defaults (flags given still win); a small U-Net that
-# learns this data set in a few minutes on a CPU. tools/benchmark.py's `cpu` runs use them too.
-DEMO_SETTINGS = {
-    "name": "demo",
-    "epochs": 20,
-    "batch_size": 8,
-    "crop_size": 96,
-    "scale": (0.75, 1.5),
-    "base_channels": 16,
-    "optimizer": "adamw",
-    "lr": 3e-3,
-    "weight_decay": 1e-4,
-    "warmup_epochs": 1,
-    "min_epoch_images": 0,  # one pass over the 160 images an epoch, as the demo's figures were measured
-    "print_freq": 5,
-}
 
 
 def draw_sample(rng: np.random.Generator, classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -180,21 +163,12 @@ def make_demo_data(out: Path | str, seed: int = 0, train: int = 160, val: int = 
     return out
 
 
-def ensure_demo_data(data_dir: Path) -> None:
-    """For main.py --demo: generate the data set and prepare it with tools/voc.py, unless it is there."""
-    if not (data_dir / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "trainaug.txt").is_file():
-        print(f"demo: writing a synthetic VOC 2012 + SBD data set to {data_dir}")
-        make_demo_data(data_dir)
-        report = prepare(data_dir, progress=False)
-        print(f"demo: tools/voc.py wrote {report['written']} masks and {report['trainaug']} trainaug ids")
-
-
-# Larger trees for tools/benchmark.py: VOC-sized, built fast.
+# Larger trees for lab/benchmark.py: VOC-sized, built fast.
 
 
 def make_sbd_tree(root: Path, files: int, seed: int = 0) -> Path:
     """`files` SBD masks of VOC's usual size (500x375, a few ellipses) in the raw layout of tools/voc.py,
-    and empty VOC lists: the work of converting the full SBD (tools/benchmark.py voc)."""
+    and empty VOC lists: the work of converting the full SBD (lab/benchmark.py voc)."""
     rng = np.random.default_rng(seed)
     voc, sbd = root / "VOCdevkit/VOC2012", root / "VOCdevkit/VOCaug/dataset"
     (voc / "SegmentationClass").mkdir(parents=True)
@@ -225,7 +199,7 @@ def make_sbd_tree(root: Path, files: int, seed: int = 0) -> Path:
 
 def make_prepared_tree(root: Path, images: int, seed: int = 0) -> Path:
     """A tree as tools/voc.py leaves it (JPEGImages, SegmentationClassAug, trainaug.txt) of `images`
-    drawings at VOC's sizes (500x375, some portrait): the data pipeline's work (tools/benchmark.py)."""
+    drawings at VOC's sizes (500x375, some portrait): the data pipeline's work (lab/benchmark.py)."""
     rng = np.random.default_rng(seed)
     voc = root / "VOCdevkit/VOC2012"
     for folder in ("JPEGImages", "SegmentationClassAug", "ImageSets/Segmentation"):
@@ -250,11 +224,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same files")
     parser.add_argument("--train", type=int, default=160, help="number of trainaug images")
     parser.add_argument("--val", type=int, default=48, help="number of validation images")
+    parser.add_argument(
+        "--prepare", action="store_true", help="then prepare it with tools/voc.py (as main.py --demo does)"
+    )
     args = parser.parse_args()
     if args.train < 2 or args.val < 1:
         parser.error("--train must be at least 2 and --val at least 1")
     out = make_demo_data(args.out, args.seed, args.train, args.val)
-    print(f"wrote {args.train} train + {args.val} val images in the VOC 2012 + SBD formats under {out}")
+    print(f"demo: wrote {args.train} train + {args.val} val images in the VOC 2012 + SBD formats under {out}")
+    if args.prepare:
+        report = prepare(out, progress=False)
+        print(f"demo: tools/voc.py wrote {report['written']} masks and {report['trainaug']} trainaug ids")
 
 
 if __name__ == "__main__":

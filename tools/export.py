@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.predict import load_model  # noqa: E402
+from checkpoints import load_model  # noqa: E402
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError, exit_status, replaced_atomically  # noqa: E402
 
 

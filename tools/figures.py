@@ -24,11 +24,11 @@ import torch  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from checkpoints import load_checkpoint, load_model  # noqa: E402
 from dataset import SegmentationDataset  # noqa: E402
 from model import UNet  # noqa: E402
 from records import prediction_rows  # noqa: E402
-from tools.predict import load_model  # noqa: E402
-from utils import load_checkpoint, select_amp, select_channels_last, select_device  # noqa: E402
+from utils import select_amp, select_channels_last, select_device  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BLOCKS = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4", "outc")

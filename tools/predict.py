@@ -26,22 +26,15 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from checkpoints import load_model  # noqa: E402
 from dataset import to_rgb  # noqa: E402
 from inference import add_inference_flags, inference_options, predict_classes  # noqa: E402
-from layouts import (  # noqa: E402
-    IMAGE_SUFFIXES,
-    checkpoint_classes,
-    checkpoint_values,
-    colorize,
-    palette,
-    upright_size,
-)
-from model import UNet, fused_for_inference  # noqa: E402
+from layouts import IMAGE_SUFFIXES, colorize, palette, upright_size  # noqa: E402
+from model import UNet  # noqa: E402
 from utils import (  # noqa: E402
     AMP_DTYPES,
     UserError,
     exit_status,
-    load_checkpoint,
     save_image_atomically,
     select_amp,
     select_channels_last,
@@ -78,36 +71,6 @@ def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
             f"the prediction for {overwrites[0]} would overwrite it: choose another --output folder"
         )
     return targets
-
-
-def load_model(
-    checkpoint_path: Path, device: torch.device, channels_last: bool = False
-) -> tuple[UNet, tuple[str, ...], np.ndarray, tuple[int, ...]]:
-    """The checkpoint's U-Net, folded for inference on `device` in the memory format main.py validates
-    in, and its classes' names, colours (C x 3) and values in the data set's masks."""
-    checkpoint = load_checkpoint(checkpoint_path)
-    names, colors = checkpoint_classes(checkpoint)
-    if len(names) != checkpoint["model_config"]["num_classes"]:
-        raise UserError(
-            f"{checkpoint_path} names {len(names)} classes but its U-Net has "
-            f"{checkpoint['model_config']['num_classes']} outputs: it was not written by main.py"
-        )
-    model = unet_from_checkpoint(checkpoint, checkpoint_path)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = fused_for_inference(model.to(device, memory_format=memory_format))
-    return model, names, colors, checkpoint_values(checkpoint)
-
-
-def unet_from_checkpoint(checkpoint: dict, checkpoint_path: Path) -> UNet:
-    """The U-Net a loaded checkpoint describes, with its weights, on the CPU, as trained (not folded)."""
-    model = UNet(**checkpoint["model_config"])
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        raise UserError(
-            f"{checkpoint_path} does not fit the U-Net it describes: {str(error).splitlines()[0]}"
-        ) from None
-    return model
 
 
 @torch.no_grad()

@@ -1,11 +1,11 @@
 """Throughput figures, measured side by side in one run; prints a table and one JSON line.
 
-python tools/benchmark.py voc     tools/voc.py against the reference converter
-python tools/benchmark.py data    dataset.py against a torchvision-references-style pipeline
-python tools/benchmark.py model   the training step and validation at several precisions and formats
-python tools/benchmark.py train   the data pipeline alone, end to end, and the model step alone
-python tools/benchmark.py cpu     whole main.py runs on a CPU against a plain fp32 NCHW loop
-python tools/benchmark.py coco    tools/coco.py on generated COCO exports of real photographs
+python lab/benchmark.py voc     tools/voc.py against the reference converter
+python lab/benchmark.py data    dataset.py against a torchvision-references-style pipeline
+python lab/benchmark.py model   the training step and validation at several precisions and formats
+python lab/benchmark.py train   the data pipeline alone, end to end, and the model step alone
+python lab/benchmark.py cpu     whole main.py runs on a CPU against a plain fp32 NCHW loop
+python lab/benchmark.py coco    tools/coco.py on generated COCO exports of real photographs
 """
 
 from __future__ import annotations
@@ -34,9 +34,27 @@ from dataset import SegmentationDataset, make_loader, set_epoch, to_device  # no
 from layouts import IGNORE_INDEX, VOC_NUM_CLASSES  # noqa: E402
 from metrics import ConfusionMatrix  # noqa: E402
 from model import UNet  # noqa: E402
-from tools.demo_data import DEMO_SETTINGS, make_demo_data, make_prepared_tree, make_sbd_tree  # noqa: E402
+from tools.demo_data import make_demo_data, make_prepared_tree, make_sbd_tree  # noqa: E402
 from tools.voc import prepare  # noqa: E402
+from training import train_step  # noqa: E402
 from utils import AMP_DTYPES, IMAGENET_MEAN, IMAGENET_STD, UserError, exit_status, select_device  # noqa: E402
+
+
+def recipe_flags(path: Path) -> dict[str, list[str]]:
+    """A recipe file's flags (without the dashes) and their values, as text."""
+    flags: dict[str, list[str]] = {}
+    for word in path.read_text().split("\n"):
+        for token in word.split("#", 1)[0].split():
+            if token.startswith("--"):
+                key = token[2:]
+                flags[key] = []
+            else:
+                flags[key].append(token)
+    return flags
+
+
+DEMO = recipe_flags(Path(__file__).resolve().parents[1] / "recipes" / "demo.txt")  # main.py --demo's flags
+DEMO_SCALE = tuple(float(v) for v in DEMO["scale"])
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
 PRECISIONS = {"fp32": None, **{name: dtype for name, dtype in AMP_DTYPES.items() if dtype}}
@@ -46,8 +64,8 @@ MEMORY_FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channe
 RUN_SHAPE = (
     ("--epochs", int, 3),
     *(
-        (f"--{name}", type(DEMO_SETTINGS[name]), DEMO_SETTINGS[name])
-        for name in ("batch_size", "crop_size", "base_channels", "lr")
+        (f"--{name}", kind, kind(DEMO[name][0]))
+        for name, kind in (("batch_size", int), ("crop_size", int), ("base_channels", int), ("lr", float))
     ),
 )
 # The runs `cpu` can time (--runs): their label and main.py's flags beyond the shared ones; plain is the
@@ -107,14 +125,14 @@ LOCK_PATH = Path(tempfile.gettempdir()) / "unet-benchmark.lock"
 
 @contextlib.contextmanager
 def running_alone(path: Path = LOCK_PATH) -> Iterator[None]:
-    """Hold an exclusive lock while benchmarking: a second tools/benchmark.py on the machine exits
+    """Hold an exclusive lock while benchmarking: a second lab/benchmark.py on the machine exits
     instead of timing beside this one (two PyTorch processes that share the cores both measure wrong)."""
     with open(path, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(
-                f"another tools/benchmark.py is running on this machine (lock {path}): wait for it to "
+                f"another lab/benchmark.py is running on this machine (lock {path}): wait for it to "
                 "finish; two benchmarks at once share the cores and time nothing"
             ) from None
         yield
@@ -254,8 +272,6 @@ def step_flops(
 ) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from main import train_step
-
     with FlopCounterMode(display=False) as counter:
         train_step(model, images, masks, optimizer, scaler, amp_dtype)
     return float(counter.get_total_flops())
@@ -277,7 +293,6 @@ def model_step_setting(
 ) -> tuple[str, dict, float, Callable[[], None]]:
     """main.py's train_step at one setting on synthetic normalised images, warmed up. Returns the
     setting's name, its warm-up figures, its FLOPs per step and a function that runs one step."""
-    from main import train_step
 
     amp_dtype = PRECISIONS[precision]
     fmt = MEMORY_FORMATS[memory_format]
@@ -393,7 +408,6 @@ def bench_model(args: argparse.Namespace) -> dict:
 
 def bench_train(args: argparse.Namespace) -> dict:
     """Data pipeline alone, end to end, and the model step alone, at one setting."""
-    from main import train_step
 
     device = select_device(args.device, 0)
     precision, memory_format = args.precision.split(",")[0], args.memory_format.split(",")[0]
@@ -464,7 +478,9 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
         order = rng.permutation(len(train))
         for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
             samples = [
-                reference_sample(train.images[i], train.masks[i], rng, args.crop_size, DEMO_SETTINGS["scale"])
+                reference_sample(
+                    train.images[i], train.masks[i], rng, args.crop_size, tuple(map(float, DEMO["scale"]))
+                )
                 for i in order[start : start + args.batch_size]
             ]
             images, masks = (torch.stack(t) for t in zip(*samples, strict=True))
@@ -501,13 +517,13 @@ def bench_cpu(args: argparse.Namespace) -> dict:
         shape = [text for flag, _, _ in RUN_SHAPE for text in (flag, str(getattr(args, flag[2:])))]
         shape += ["--data_dir", str(data)]
         output = ["--save_dir", f"{tmp}/exp", "--tensorboard_dir", f"{tmp}/tb"]
-        demo = ["--optimizer", DEMO_SETTINGS["optimizer"], "--scale", *map(str, DEMO_SETTINGS["scale"])]
+        demo = ["--optimizer", *DEMO["optimizer"], "--scale", *DEMO["scale"], "--min_epoch_images", "0"]
         # No warm-up: the plain loop has none.
         common = [*shape, *output, *demo, *"--device cpu --warmup_epochs 0".split()]
 
         def command(name: str) -> list[str]:
             if name == "plain":
-                return ["tools/benchmark.py", "plain", *shape]
+                return ["lab/benchmark.py", "plain", *shape]
             return ["main.py", *common, *CPU_RUNS[name][1], "--name", f"run-{name}"]
 
         # An untimed first run: the first process to start pays for cold caches (the files, the Python
@@ -642,7 +658,7 @@ def bench_plain(args: argparse.Namespace) -> dict:
     return {"mean_iou": plain_run(Path(args.data_dir), args)}
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -698,7 +714,11 @@ def main() -> None:
     for mode in (cpu, plain):
         for flag, kind, default in RUN_SHAPE:
             mode.add_argument(flag, type=kind, default=default)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = get_args_parser().parse_args()
     modes = {
         "voc": bench_voc,
         "data": bench_data,

@@ -1,6 +1,6 @@
 """Print the README's flag reference for main.py, generated from its argparse parser.
 
-    python tools/readme_flags.py        # paste between the <!-- flags --> markers of README.md
+    python lab/readme_flags.py        # paste between the <!-- flags --> markers of README.md
 
 tests/test_readme.py checks that the README holds exactly this table.
 """

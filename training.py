@@ -1,0 +1,182 @@
+"""The training step and evaluation, shared by main.py and the benchmarks: the criterion (cross-entropy,
+plus soft Dice), class weights, one optimisation step, one epoch, and validation over a whole data set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dataset import set_epoch, to_device
+from inference import band_logits
+from layouts import IGNORE_INDEX
+from metrics import ConfusionMatrix
+from utils import Runtime, autocast
+
+
+def get_class_weights(counts: np.ndarray, mode: str, device: torch.device) -> torch.Tensor | None:
+    """None for --class_weights none. median_freq (Eigen & Fergus 2015, SegNet): the frequency of a
+    class is its pixels over the labelled pixels of the images where it appears; its weight is the
+    median frequency over its own. A class no training image holds gets weight 0."""
+    if mode == "none":
+        return None
+    present = counts > 0
+    pixels = counts.sum(0)
+    seen = pixels > 0
+    freq = pixels[seen] / (counts.sum(1, keepdims=True) * present).sum(0)[seen]
+    weights = np.zeros(counts.shape[1])
+    weights[seen] = np.median(freq) / freq
+    return torch.tensor(weights, dtype=torch.float32, device=device)
+
+
+def criterion(
+    logits: torch.Tensor,
+    masks: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    loss: str = "ce",
+) -> torch.Tensor:
+    """Cross-entropy of logits N x C x H x W against masks N x H x W over non-void pixels (their mean,
+    or sum; weighted by class when `weight` is given), plus soft_dice_loss for loss="ce+dice", in
+    float32 whatever the autocast precision."""
+    logits = logits.float()
+    ce = F.cross_entropy(logits, masks, weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction)
+    return ce + soft_dice_loss(logits, masks) if loss == "ce+dice" else ce
+
+
+def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - mean over classes of the soft Dice score (2 sum(p y) + eps) / (sum p + sum y + eps), summed
+    over the batch's non-void pixels, p the softmax probabilities (N x C x H x W), y the one-hot masks."""
+    valid = (masks != IGNORE_INDEX).unsqueeze(1)
+    probs = logits.softmax(1) * valid
+    onehot = F.one_hot(masks.masked_fill(~valid[:, 0], 0), logits.shape[1]).permute(0, 3, 1, 2) * valid
+    dims = (0, 2, 3)
+    overlap, total = (probs * onehot).sum(dims), probs.sum(dims) + onehot.sum(dims)
+    return 1 - ((2 * overlap + eps) / (total + eps)).mean()
+
+
+class NonFiniteLoss(Exception):
+    pass
+
+
+def train_step(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp_dtype: torch.dtype | None,
+    class_weights: torch.Tensor | None = None,
+    loss_name: str = "ce",
+) -> torch.Tensor:
+    """Forward, backward and update on one normalised batch; returns the loss, still on the device."""
+    with autocast(images.device, amp_dtype):
+        loss = criterion(model(images), masks, class_weights, loss=loss_name)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    scaler: torch.amp.GradScaler,
+    loader: DataLoader,
+    runtime: Runtime,
+    *,
+    class_weights: torch.Tensor | None,
+    loss_name: str = "ce",
+    epoch: int,
+    epochs: int,
+    step: int,
+    print_freq: int,
+    log: Callable[[int, float, float], None],
+) -> int:
+    """One pass over the training loader; returns the global step. Reads the loss back from the device
+    only every print_freq steps, so the step never waits for the host; log(step, loss, lr) then."""
+    model.train()
+    set_epoch(loader, epoch)
+    device = runtime.device
+    running = torch.zeros((), device=device)
+    first_bad_step = torch.full((), -1, device=device, dtype=torch.long)  # found without a host sync
+    total = len(loader) * loader.batch_size * runtime.world_size
+    with tqdm(
+        total=total,
+        desc=f"train {epoch + 1}/{epochs}",
+        unit="img",
+        disable=runtime.rank != 0,
+        dynamic_ncols=True,
+        leave=False,
+    ) as bar:
+        for i, (images, masks) in enumerate(loader):
+            images, masks = to_device(images, masks, device, runtime.channels_last)
+            loss = train_step(
+                model, images, masks, optimizer, scaler, runtime.amp_dtype, class_weights, loss_name
+            )
+            scheduler.step()
+            step += 1
+            running += loss
+            first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
+            bar.update(len(images) * runtime.world_size)
+            if (i + 1) % print_freq == 0 or i + 1 == len(loader):
+                check_finite(first_bad_step, epoch)
+                mean_loss = running.item() / (i % print_freq + 1)
+                running.zero_()
+                lr = optimizer.param_groups[0]["lr"]
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+                log(step, mean_loss, lr)
+    return step
+
+
+def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
+    bad = first_bad_step
+    if dist.is_initialized():
+        bad = bad.clone()
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    if bad.item() >= 0:
+        raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, step {bad.item()}")
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, loader: DataLoader, runtime: Runtime, print_freq: int, **options
+) -> dict:
+    """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss; each
+    image predicted whole (or in tiles above --tile) at its own size, as tools/predict.py predicts it
+    (options: those of inference.band_logits). Pass fused_for_inference(model): the same numbers as
+    the model in eval mode, faster."""
+    model.eval()
+    device = runtime.device
+    confusion = ConfusionMatrix(loader.dataset.layout.num_classes, IGNORE_INDEX)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    pixels = torch.zeros((), device=device, dtype=torch.float64)
+    total = len(loader.dataset)  # every rank's share together: the bar counts for all processes
+    with tqdm(
+        total=total, desc="val", unit="img", disable=runtime.rank != 0, dynamic_ncols=True, leave=False
+    ) as bar:
+        for i, (images, masks) in enumerate(loader):
+            masks = masks.to(device, non_blocking=True).long()
+            for top, bottom, logits in band_logits(model, images, device, **options):
+                rows = masks[:, top:bottom]
+                loss_sum += criterion(logits, rows, reduction="sum")
+                pixels += (rows != IGNORE_INDEX).sum()
+                confusion.update(logits.argmax(1), rows)
+            bar.update(len(images) * runtime.world_size)
+            if (i + 1) % print_freq == 0:
+                bar.set_postfix(loss=f"{(loss_sum / pixels.clamp(min=1)).item():.4f}")
+    confusion.all_reduce()
+    if dist.is_initialized():
+        dist.all_reduce(loss_sum)
+        dist.all_reduce(pixels)
+    metrics = confusion.compute()
+    metrics["loss"] = (loss_sum / pixels.clamp(min=1)).item()
+    return metrics
