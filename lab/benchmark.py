@@ -590,7 +590,7 @@ sys.exit(status)
 def random_polygon(rng: np.random.Generator, width: int, height: int) -> list[float]:
     """A star-shaped polygon of 6-20 points around a random centre, inside the image."""
     points = int(rng.integers(6, 21))
-    cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+    cx, cy = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height  # never a sliver on an edge
     angles = np.sort(rng.uniform(0, 2 * np.pi, points))
     radii = rng.uniform(5, min(width, height) / 4, points)
     xs = np.clip(cx + radii * np.cos(angles), 0, width - 1)
