@@ -3,6 +3,7 @@ commands use real flags."""
 
 import re
 import shlex
+import subprocess
 
 import numpy as np
 import pytest
@@ -118,3 +119,25 @@ def test_the_onnx_example_runs_an_exported_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(example, {})
     assert Image.open(tmp_path / "photo_classes.png").size == (70, 45)
+
+
+def test_the_isbi_preparation_commands_build_the_layout_the_recipe_reads(tmp_path):
+    from layouts import describe
+
+    isbi = ROOT.parent / "shared" / "data" / "isbi2012"
+    if not isbi.is_dir():
+        pytest.skip(f"real ISBI 2012 slices not found at {isbi}")
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", README, re.S) if "zhixuhao/unet" in b)
+    steps = [line for line in block.splitlines() if not re.search(r"git clone|\.py", line)]
+    membrane = tmp_path / "unet" / "data" / "membrane" / "train"  # what the clone holds
+    membrane.mkdir(parents=True)
+    for folder in ("image", "label"):
+        (membrane / folder).symlink_to(isbi / "train" / folder)
+    script = "\n".join(steps)
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    layout = describe(tmp_path / "data" / "isbi2012")
+    assert layout.class_names == ("membrane", "cell") and layout.mask_values == (0, 255)
+    assert [len(layout.split_ids(s)) for s in ("train", "val", "test")] == [20, 5, 5]
+    recipe = get_args_parser().parse_args([f"@{ROOT / 'recipes' / 'isbi2012.txt'}"])
+    assert recipe.data_dir == "data/isbi2012" and recipe.name == "isbi2012"
