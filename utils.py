@@ -125,6 +125,16 @@ def save_image_atomically(image: Image.Image, path: Path, **save_options) -> Non
         image.save(tmp, format="PNG", **save_options)
 
 
+def holds_mask(path: Path, mask: np.ndarray) -> bool:
+    """True when `path` is an 8-bit grayscale image of exactly `mask`: a converter's re-run leaves it
+    alone. False for a missing, truncated or different file."""
+    try:
+        with Image.open(path) as existing:
+            return existing.mode == "L" and np.array_equal(np.asarray(existing), mask)
+    except (OSError, ValueError):
+        return False
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     """Write text via a temporary file and a rename: readers see the old or the new file, never half."""
     with replaced_atomically(path) as tmp:

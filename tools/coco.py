@@ -53,6 +53,7 @@ from layouts import IGNORE_INDEX, held_out, upright_size  # noqa: E402
 from utils import (  # noqa: E402
     UserError,
     exit_status,
+    holds_mask,
     replaced_atomically,
     save_image_atomically,
     write_text_atomically,
@@ -273,14 +274,6 @@ def rasterise(job: Job) -> np.ndarray:
     return mask
 
 
-def is_unchanged(path: Path, mask: np.ndarray) -> bool:
-    try:
-        with Image.open(path) as existing:
-            return existing.mode == "L" and np.array_equal(np.asarray(existing), mask)
-    except (OSError, ValueError):
-        return False
-
-
 def same_bytes(a: Path, b: Path) -> bool:
     return b.is_file() and a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
@@ -290,7 +283,7 @@ def convert(job: Job) -> tuple[np.ndarray, int]:
     pixel count per value (256) and the number of files written."""
     mask = rasterise(job)
     written = 0
-    if not is_unchanged(job.mask_out, mask):
+    if not holds_mask(job.mask_out, mask):
         save_image_atomically(Image.fromarray(mask, mode="L"), job.mask_out, compress_level=1)
         written += 1
     if not same_bytes(job.source, job.image_out):

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, VOC_PALETTE, indices_from_colors, invalid_labels  # noqa: E402
-from utils import UserError, exit_status, save_image_atomically, write_text_atomically  # noqa: E402
+from utils import UserError, exit_status, holds_mask, save_image_atomically, write_text_atomically  # noqa: E402
 
 VOC_INDICES = [*range(VOC_NUM_CLASSES), IGNORE_INDEX]  # what a VOC annotation may hold
 
@@ -108,21 +108,13 @@ def check_values(mask: np.ndarray) -> np.ndarray:
     return mask.astype(np.uint8, copy=False)
 
 
-def is_up_to_date(path: Path, mask: np.ndarray) -> bool:
-    try:
-        with Image.open(path) as existing:
-            return existing.mode == "L" and np.array_equal(np.array(existing), mask)
-    except (OSError, ValueError):
-        return False  # missing or truncated: write it
-
-
 def convert(job: tuple[str, Path, Path, bool]) -> tuple[str, str, str]:
     """One mask: (kind, source, out, force) -> (status, source path, reason); status is
     'written', 'unchanged' or 'error'."""
     kind, source, out, force = job
     try:
         mask = check_values(read_voc_mask(source) if kind == "voc" else read_sbd_mask(source))
-        if not force and is_up_to_date(out, mask):
+        if not force and holds_mask(out, mask):
             return "unchanged", str(source), ""
         save_image_atomically(Image.fromarray(mask, mode="L"), out, compress_level=1)
         return "written", str(source), ""
