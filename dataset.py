@@ -116,9 +116,7 @@ class SegmentationDataset(Dataset):
             image, mask = self._random_crop(index % len(self), index, rng)
             if rng.random() < 0.5:
                 image, mask = image[:, ::-1], mask[:, ::-1]
-            if (
-                self.vflip or self.rot90 or self.elastic
-            ):  # their own stream: the draws above stay as they were
+            if self.vflip or self.rot90 or self.elastic:  # own stream: the draws above stay as they were
                 return self._microscopy(image, mask, self._rng(index, 2))
         else:
             image, mask = self._whole(index)

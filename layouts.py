@@ -223,9 +223,8 @@ class DataLayout:
         bytes as .jpg)."""
         found: dict[str, Path] = {}
         for path in self._listing(self.image_dir):
-            is_mask = self.split_dirs and path.stem.endswith(
-                MASK_TAG
-            )  # Roboflow's masks sit beside the images
+            # Roboflow's masks sit beside the images.
+            is_mask = self.split_dirs and path.stem.endswith(MASK_TAG)
             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not is_mask:
                 if path.stem in found:
                     raise UserError(
@@ -412,17 +411,11 @@ def read_plain_classes(path: Path) -> tuple[tuple[str, ...], np.ndarray, tuple[i
 def found_mask_values(paths: list[Path], fix: str, threads: int = 8) -> list[int]:
     """The distinct values stored in the mask files, sorted (UserError naming a mask it cannot read)."""
 
-    def present(path: Path) -> np.ndarray:
-        mask = read_mask_values(path, fix)
-        return np.bincount(mask.ravel(), minlength=256) > 0
+    def present(path: Path) -> list[int]:
+        return np.flatnonzero(np.bincount(read_mask_values(path, fix).ravel())).tolist()
 
     with ThreadPoolExecutor(threads) as pool:  # decoding releases the GIL
-        seen = functools.reduce(
-            lambda a, b: np.pad(a, (0, max(0, len(b) - len(a)))) | np.pad(b, (0, max(0, len(a) - len(b)))),
-            pool.map(present, paths),
-            np.zeros(256, dtype=bool),
-        )
-    return np.flatnonzero(seen).tolist()
+        return sorted(set().union(*pool.map(present, paths)))
 
 
 def mapping_text(names: tuple[str, ...], values: tuple[int, ...]) -> str:

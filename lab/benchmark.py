@@ -43,13 +43,10 @@ from utils import AMP_DTYPES, IMAGENET_MEAN, IMAGENET_STD, UserError, exit_statu
 def recipe_flags(path: Path) -> dict[str, list[str]]:
     """A recipe file's flags (without the dashes) and their values, as text."""
     flags: dict[str, list[str]] = {}
-    for word in path.read_text().split("\n"):
-        for token in word.split("#", 1)[0].split():
-            if token.startswith("--"):
-                key = token[2:]
-                flags[key] = []
-            else:
-                flags[key].append(token)
+    for line in path.read_text().splitlines():
+        flag, *values = line.split("#", 1)[0].split() or [""]
+        if flag:
+            flags[flag.removeprefix("--")] = values
     return flags
 
 
