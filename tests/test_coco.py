@@ -16,6 +16,20 @@ def convert(*args):
     return run_script("tools/coco.py", *map(str, args))
 
 
+def edit_json(src, change):
+    path = src / "annotations/instances_default.json"
+    coco = json.loads(path.read_text())
+    change(coco)
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def assert_masks_as_painted(json_path, out):
+    """Every mask tools/coco.py wrote to `out` equals what the COCO API paints from `json_path`."""
+    for stem, mask in expected_masks(json_path).items():
+        assert np.array_equal(np.array(Image.open(out / "masks" / f"{stem}.png")), mask), stem
+
+
 def expected_masks(json_path):
     """image stem -> the mask painted from the JSON by pycocotools' COCO API (larger objects first)."""
     coco = json.loads(json_path.read_text())
@@ -55,43 +69,35 @@ def test_a_cvat_export_paints_rle_and_polygons_and_holds_val_out(tmp_path):
     result = convert("--src", src, "--data_dir", out)
     assert result.returncode == 0, result.stderr
     assert "12 images, 3 classes, val held out by hash" in result.stdout and not (out / "splits").exists()
-    for stem, mask in expected_masks(src / "annotations/instances_default.json").items():
-        assert np.array_equal(np.array(Image.open(out / "masks" / f"{stem}.png")), mask), stem
+    assert_masks_as_painted(src / "annotations/instances_default.json", out)
 
 
 @pytest.mark.slow
 def test_any_coco_json_converts_with_annotations_and_images(tmp_path):
-    src = cvat_coco_export(tmp_path / "export", count=4)
-    json_path = src / "annotations/instances_default.json"
-    coco = json.loads(json_path.read_text())
-    rle = next(a for a in coco["annotations"] if a["iscrowd"])
     from pycocotools import mask as mask_utils
 
-    compressed = mask_utils.frPyObjects(rle["segmentation"], 48, 64)
-    rle["segmentation"] = {
-        "size": compressed["size"],
-        "counts": compressed["counts"].decode(),
-    }  # compressed RLE
-    json_path.write_text(json.dumps(coco))
+    def compress_an_rle(coco):
+        rle = next(a for a in coco["annotations"] if a["iscrowd"])
+        compressed = mask_utils.frPyObjects(rle["segmentation"], 48, 64)
+        rle["segmentation"] = {"size": compressed["size"], "counts": compressed["counts"].decode()}
+
+    src = cvat_coco_export(tmp_path / "export", count=4)
+    json_path = edit_json(src, compress_an_rle)
     out = tmp_path / "data"
     result = convert("--annotations", json_path, "--images", src / "images", "--data_dir", out)
     assert result.returncode == 0, result.stderr
-    for stem, mask in expected_masks(json_path).items():
-        assert np.array_equal(np.array(Image.open(out / "masks" / f"{stem}.png")), mask), stem
+    assert_masks_as_painted(json_path, out)
 
 
 @pytest.mark.slow
 def test_a_smaller_object_on_a_larger_one_stays_visible(tmp_path):
-    src = cvat_coco_export(tmp_path / "export", count=1)
-    json_path = src / "annotations/instances_default.json"
-    coco = json.loads(json_path.read_text())
     small = [10, 10, 14, 10, 14, 14, 10, 14]
     big = [2, 2, 40, 2, 40, 40, 2, 40]
-    coco["annotations"] = [  # the small one listed first: order in the JSON must not decide
+    src = cvat_coco_export(tmp_path / "export", count=1)
+    edit_json(src, lambda coco: coco.update(annotations=[  # the small one first: JSON order must not decide
         {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [small], "area": 16.0, "iscrowd": 0},
         {"id": 2, "image_id": 1, "category_id": 2, "segmentation": [big], "area": 1444.0, "iscrowd": 0},
-    ]
-    json_path.write_text(json.dumps(coco))
+    ]))  # fmt: skip
     assert convert("--src", src, "--data_dir", tmp_path / "data").returncode == 0
     mask = np.array(Image.open(tmp_path / "data/masks/frame_000000.png"))
     assert mask[12, 12] == 1 and mask[30, 30] == 2 and mask[45, 60] == 0
@@ -109,14 +115,6 @@ def test_a_rerun_leaves_correct_files_alone_and_mends_a_wrong_one(tmp_path):
     assert again.returncode == 0 and "; 1 file(s) written" in again.stdout
     assert all(p.stat().st_mtime_ns == before[p] for p in masks[1:])
     assert np.array(Image.open(masks[0])).max() > 0
-
-
-def break_json(src, change):
-    path = src / "annotations/instances_default.json"
-    coco = json.loads(path.read_text())
-    change(coco)
-    path.write_text(json.dumps(coco))
-    return path
 
 
 def first_polygon(coco):
@@ -158,7 +156,7 @@ def test_bad_input_exits_2_naming_the_file_before_anything_is_written(tmp_path, 
         (src / "images/frame_000002.jpg").write_bytes(b"not a jpeg")
         named = str(src / "images/frame_000002.jpg")
     else:
-        break_json(src, change)
+        edit_json(src, change)
     result = convert("--src", src, "--data_dir", tmp_path / "data")
     assert_user_error(result, named, *fragments)
     assert not (tmp_path / "data").exists()
