@@ -322,15 +322,16 @@ def main(args: argparse.Namespace) -> None:
     options = inference_options(args, runtime.amp_dtype, runtime.channels_last)
     val_set = get_val_dataset(layout, args)
     val_loader = make_loader(val_set, args.batch_size, runtime.num_workers)
-    if args.eval_only:  # the --eval_only JSON line
+    if args.eval_only:
         metrics = evaluate(fused_for_inference(model), val_loader, runtime, args.print_freq, **options)
-        return print(json.dumps(eval_summary(metrics, layout.class_names))) if is_main else None
+        if is_main:
+            print(json.dumps(eval_summary(metrics, layout.class_names)))
+        return
 
     train_set, pixel_counts = get_train_dataset(layout, args)
     train_loader = get_train_loader(train_set, args, runtime)
-    report = data_report(
-        layout, pixel_counts, train_loader, args.min_epoch_images
-    )  # masks of one class stop here
+    # The lines printed after the header; masks of one class stop the run here, before anything is written.
+    report = data_report(layout, pixel_counts, train_loader, args.min_epoch_images)
     class_weights = get_class_weights(pixel_counts[:, :-1], args.class_weights, runtime.device)
     optimizer = get_optimizer(model, args)
     scheduler = get_scheduler(optimizer, len(train_loader), args)
