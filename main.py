@@ -142,10 +142,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--class_weights",
-        choices=("none", "median_freq"),
+        choices=("none", "median_freq", "enet"),
         default="none",
-        help="loss weight of each class; median_freq: median frequency / class frequency (SegNet's "
-        "balancing), counted on the training masks",
+        help="loss weight of each class, counted on the training masks; median_freq: median "
+        "frequency / class frequency (SegNet's balancing); enet: 1 / ln(1.02 + class share of the "
+        "pixels), milder (ENet's)",
     )
     # Speed
     parser.add_argument(

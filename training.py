@@ -21,17 +21,22 @@ from utils import Runtime, autocast
 
 
 def get_class_weights(counts: np.ndarray, mode: str, device: torch.device) -> torch.Tensor | None:
-    """None for --class_weights none. median_freq (Eigen & Fergus 2015, SegNet): the frequency of a
-    class is its pixels over the labelled pixels of the images where it appears; its weight is the
-    median frequency over its own. A class no training image holds gets weight 0."""
+    """Loss weight of each class from the training masks' pixel counts (images x classes); None for
+    --class_weights none. median_freq (Eigen & Fergus 2015, SegNet): the frequency of a class is its
+    pixels over the labelled pixels of the images where it appears; its weight is the median frequency
+    over its own. enet (Paszke et al. 2016), milder: 1 / ln(1.02 + p), p the class's share of all
+    labelled pixels, so weights lie between 1 and 50.
+    A class no training image holds gets weight 0."""
     if mode == "none":
         return None
-    present = counts > 0
     pixels = counts.sum(0)
     seen = pixels > 0
-    freq = pixels[seen] / (counts.sum(1, keepdims=True) * present).sum(0)[seen]
     weights = np.zeros(counts.shape[1])
-    weights[seen] = np.median(freq) / freq
+    if mode == "enet":
+        weights[seen] = 1 / np.log(1.02 + pixels[seen] / pixels.sum())
+    else:
+        freq = pixels[seen] / (counts.sum(1, keepdims=True) * (counts > 0)).sum(0)[seen]
+        weights[seen] = np.median(freq) / freq
     return torch.tensor(weights, dtype=torch.float32, device=device)
 
 

@@ -326,12 +326,11 @@ def test_negative_color_jitter_is_refused():
 
 
 @pytest.mark.slow
-def test_a_run_with_median_frequency_weights_records_the_flag(tmp_path, prepared_demo):
-    result = train(prepared_demo, tmp_path, *"--epochs 1 --class_weights median_freq".split())
+@pytest.mark.parametrize("weights", ["median_freq", "enet"])
+def test_a_run_with_class_weights_records_the_flag(tmp_path, prepared_demo, weights):
+    result = train(prepared_demo, tmp_path, "--epochs", "1", "--class_weights", weights)
     assert result.returncode == 0, result.stderr
-    assert (
-        torch.load(tmp_path / "exp/run/last.pth", weights_only=True)["args"]["class_weights"] == "median_freq"
-    )
+    assert torch.load(tmp_path / "exp/run/last.pth", weights_only=True)["args"]["class_weights"] == weights
 
 
 @pytest.mark.parametrize("flag", ["--elastic", "--min_epoch_images"])

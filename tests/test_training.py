@@ -20,6 +20,14 @@ def test_a_class_absent_from_every_training_image_gets_weight_zero():
     torch.testing.assert_close(weights, torch.tensor([2 / 3, 2.0, 0.0]))  # median of 0.75 and 0.25
 
 
+def test_enet_weights_are_one_over_the_log_of_1_02_plus_the_class_share_of_all_pixels():
+    counts = np.array([[30, 10, 0], [60, 0, 0]])  # shares 0.9, 0.1; the third class is in no image
+    weights = get_class_weights(counts, "enet", torch.device("cpu"))
+    expected = [1 / np.log(1.02 + 0.9), 1 / np.log(1.02 + 0.1), 0.0]
+    torch.testing.assert_close(weights, torch.tensor(expected, dtype=torch.float32))
+    assert 1 < weights[0] < weights[1] < 50
+
+
 def test_class_weights_none_leave_the_loss_unweighted():
     assert get_class_weights(np.array([[30, 10, 0]]), "none", torch.device("cpu")) is None
 
