@@ -123,16 +123,18 @@ def read_scalars(log_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def draw_curves(scalars: dict, path: Path, title: str, class_weights: str = "none") -> None:
-    """Loss (train and val) and validation metrics against the step; class_weights: the run's flag
-    (the training loss is then weighted, the val loss never is)."""
+def draw_curves(scalars: dict, path: Path, title: str, class_weights: str = "none", loss: str = "ce") -> None:
+    """Loss (train and val) and validation metrics against the step; class_weights and loss: the run's
+    flags (the training loss is then weighted, or has Dice added; the val loss is always plain
+    cross-entropy)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    train_label = "train loss" + (f" ({class_weights} weights)" if class_weights != "none" else "")
-    for tag, label in (("train/loss", train_label), ("val/loss", "val loss")):
+    train_label = "train loss: cross-entropy" + (" + Dice" if loss == "ce+dice" else "")
+    train_label += f", {class_weights} weights" if class_weights != "none" else ""
+    for tag, label in (("train/loss", train_label), ("val/loss", "val loss: cross-entropy")):
         left.plot(*scalars[tag], label=label, marker="o" if tag.startswith("val") else None, markersize=3)
     left.set_yscale("log")
     left.set_xlabel("step")
-    left.set_title("loss (cross-entropy, void ignored)")
+    left.set_title("loss (void ignored)")
     left.legend()
     for tag in ("val/mean_iou", "val/pixel_accuracy", "val/mean_accuracy"):
         right.plot(*scalars[tag], label=tag.split("/")[1], marker="o", markersize=3)
@@ -192,7 +194,9 @@ def main() -> None:
         checkpoint = Path(args.save_dir) / args.name / "best.pth"
         flags = load_checkpoint(checkpoint).get("args", {})
         scalars = read_scalars(Path(args.tensorboard_dir) / args.name)
-        draw_curves(scalars, curves, f"run '{args.name}'", flags.get("class_weights", "none"))
+        draw_curves(
+            scalars, curves, f"run '{args.name}'", flags.get("class_weights", "none"), flags.get("loss", "ce")
+        )
         draw_predictions(checkpoint, args.data_dir, predictions, args.count, args.split)
         print(f"wrote {curves} and {predictions}")
 
