@@ -369,6 +369,6 @@ def test_every_recipe_file_parses(recipe):
 
 def test_the_camvid_recipe_file_is_the_command_its_results_were_measured_with():
     measured = "--data_dir data/camvid --name camvid --base_channels 16 --crop_size 256 --scale 0.75 1.25 "
-    measured += "--color_jitter 0.3 --class_weights median_freq --batch_size 4 --optimizer adamw --lr 1e-3 "
-    measured += "--epochs 40 --val_every 5"
+    measured += "--color_jitter 0.3 --class_weights enet --loss ce+dice --batch_size 4 --optimizer adamw "
+    measured += "--lr 1e-3 --epochs 200 --val_every 10"
     assert vars(parse_args([f"@{ROOT / 'recipes/camvid.txt'}"])) == vars(parse_args(measured.split()))
