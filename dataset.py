@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import tv_tensors
 
 from layouts import IGNORE_INDEX, DataLayout, describe, exif_orientation, upright_size
+from layouts.core import cached
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
 
@@ -63,20 +64,18 @@ class SegmentationDataset(Dataset):
         self.layout = layout = data_dir if isinstance(data_dir, DataLayout) else describe(data_dir)
         self.split = split or (layout.train_split if train else "val")
         self.ids = layout.split_ids(self.split)
-        self.images = [layout.image_path(i) for i in self.ids]
-        self.masks = [layout.mask_path(i) for i in self.ids]
-        missing = [p for pair in zip(self.images, self.masks, strict=True) for p in pair if not p.is_file()]
+        missing = [i for i in self.ids if i not in layout.images or i not in layout.masks]
+        missing = missing or [
+            p for i in self.ids for p in (layout.images[i], *layout.masks[i]) if not p.is_file()
+        ]
         if missing:
             shown = ", ".join(str(p) for p in missing[:3])
             raise UserError(
                 f"{len(missing)} file(s) of the {self.split} split are missing, e.g. {shown}: "
-                + (
-                    f"run `python tools/voc.py --data_dir {layout.root}` and check that the downloads "
-                    "are complete"
-                    if layout.kind == "voc-aug"
-                    else "add them, or remove their ids from the split list"
-                )
+                f"{layout.missing_files}"
             )
+        self.images = [layout.image_path(i) for i in self.ids]
+        self.masks = [layout.mask_path(i) for i in self.ids]
         self.train = train
         self.crop_size = crop_size
         self.scale = scale
@@ -91,21 +90,29 @@ class SegmentationDataset(Dataset):
 
     def scan_masks(self, threads: int = 8, void: bool = False) -> np.ndarray:
         """Read every mask once and count the pixels of each class in each image: int64 array of
-        len(self) x num_classes (void not counted; with void=True, a last column counts it).
+        len(self) x num_classes (void not counted; with void=True, a last column counts it). Cached
+        (layouts.core.cached) while the images and masks are unchanged, so a second run starts at once.
 
         Raises the UserError of the first bad mask (unreadable, a value or colour outside the classes, a
         size other than its image's), so a run can stop before it has written anything."""
+        files = [(image, *self.layout.mask_files(i)) for i, image in zip(self.ids, self.images, strict=True)]
+        salt = repr(self.layout.class_table()) + self.layout.value_rule
+        counts = cached("scan", files, lambda: self._count_pixels(threads), salt=salt)
+        return counts if void else counts[:, :-1]
+
+    def _count_pixels(self, threads: int) -> np.ndarray:
+        """scan_masks(void=True), read from the files."""
 
         def count(index: int) -> np.ndarray:
             image, mask = self._open(index)
             image.close()  # only its header was read
             counts = np.bincount(mask.ravel(), minlength=256)
-            return np.append(counts[:classes], counts[IGNORE_INDEX]) if void else counts[:classes]
+            return np.append(counts[:classes], counts[IGNORE_INDEX])
 
         classes = self.layout.num_classes
         with ThreadPoolExecutor(threads) as pool:  # PNG decoding releases the GIL
             counts = list(pool.map(count, range(len(self))))
-        return np.stack(counts) if counts else np.zeros((0, classes + void), np.int64)
+        return np.stack(counts) if counts else np.zeros((0, classes + 1), np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -138,7 +145,7 @@ class SegmentationDataset(Dataset):
                 image = ImageOps.exif_transpose(image)
         except OSError as error:
             raise UserError(f"cannot read image {image_path}: {error}") from None
-        mask = self.layout.read_mask(mask_path)
+        mask = self.layout.read_mask(self.ids[index])
         if mask.shape != (image.height, image.width):
             turned = (
                 f" upright (its EXIF orientation turns the stored {stored[1]}x{stored[0]} pixels, as "
@@ -250,9 +257,8 @@ def pixel_report(layout: DataLayout, counts: np.ndarray, split: str) -> tuple[st
     present = [name for name, n in zip(names, pixels, strict=False) if n > 0]
     if len(present) < 2:
         raise UserError(
-            f"the {split} masks in {layout.mask_dir} hold only class {present or ['void']} "
-            f"({layout.value_rule}): add masks of the other classes, or state each class's mask value in "
-            f"{layout.root / 'classes.txt'} as `name = value`"
+            f"the {split} masks in {layout.root} hold only class {present or ['void']} "
+            f"({layout.value_rule}): add masks of the other classes, or {layout.fix}"
         )
     warnings = [
         f"warning: class '{name}' is in no {split} mask: check that the masks draw it with the value "

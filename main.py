@@ -42,7 +42,6 @@ from utils import (
 
 ROOT = Path(__file__).resolve().parent
 DEMO_RECIPE = ROOT / "recipes" / "demo.txt"
-DEMO_LIST = Path("VOCdevkit/VOC2012/ImageSets/Segmentation/trainaug.txt")  # there once the demo is prepared
 
 
 def recipe_line(line: str) -> list[str]:
@@ -59,8 +58,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data_dir",
         default="data/",
-        help="the data set: a folder holding VOCdevkit/ (prepared by tools/voc.py), a labelme or CVAT "
-        "export, or the plain layout (README: Train on your own data)",
+        help="the data set: a folder holding VOCdevkit/ (prepared by tools/voc.py), a labelme, CVAT or "
+        "Roboflow export, a public release as unpacked (Kvasir-SEG, ISIC 2018, Carvana, Oxford-IIIT Pet, "
+        "DSB 2018, DRIVE, Cityscapes, ADE20K, ISBI 2012), images and masks that pair by name, or the plain "
+        "layout (README: Train on your own data)",
     )
     parser.add_argument("--save_dir", default="experiments/", help="checkpoints go to <save_dir>/<name>/")
     parser.add_argument(
@@ -213,7 +214,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def get_layout(args: argparse.Namespace, is_main: bool) -> DataLayout:
     """The data set's description; with --demo, rank 0 first writes the synthetic data set (once)."""
-    if args.demo and is_main and not (Path(args.data_dir) / DEMO_LIST).is_file():
+    if args.demo and is_main and not demo_is_ready(args.data_dir):
         print(f"demo: writing a synthetic VOC 2012 + SBD data set to {args.data_dir}", flush=True)
         command = [sys.executable, str(ROOT / "tools" / "demo_data.py"), "--out", args.data_dir, "--prepare"]
         if subprocess.run(command).returncode != 0:
@@ -221,6 +222,15 @@ def get_layout(args: argparse.Namespace, is_main: bool) -> DataLayout:
     if dist.is_initialized():
         dist.barrier()
     return describe(args.data_dir)
+
+
+def demo_is_ready(data_dir: str) -> bool:
+    """True once the demo's data set is written and prepared: it describes, with a training split."""
+    try:
+        layout = describe(data_dir)
+        return bool(layout.split_ids(layout.train_split))
+    except UserError:
+        return False
 
 
 def get_val_dataset(layout: DataLayout, args: argparse.Namespace) -> SegmentationDataset:
@@ -339,12 +349,24 @@ def main(args: argparse.Namespace) -> None:
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     start_epoch, step, best_miou = restore_training(checkpoint, optimizer, scheduler, scaler)
     train_model = get_train_model(model, args, runtime)
-    about = {"model_config": model_config, "classes": layout.class_table(), "args": vars(args)}
+    about = {
+        "model_config": model_config,
+        "classes": layout.class_table(),
+        "data": layout.about(),
+        "args": vars(args),
+    }
     records = RunRecords(
-        save_dir=args.save_dir, tensorboard_dir=args.tensorboard_dir, name=args.name, epochs=args.epochs,
-        about=about, start_epoch=start_epoch, start_step=step, best_miou=best_miou,
-        resumed=checkpoint is not None, enabled=is_main,
-    )  # fmt: skip
+        save_dir=args.save_dir,
+        tensorboard_dir=args.tensorboard_dir,
+        name=args.name,
+        epochs=args.epochs,
+        about=about,
+        start_epoch=start_epoch,
+        start_step=step,
+        best_miou=best_miou,
+        resumed=checkpoint is not None,
+        enabled=is_main,
+    )
     splits = records.write_splits(train_set, val_set)
     if is_main:
         resumed_after = start_epoch if checkpoint else None
@@ -354,10 +376,20 @@ def main(args: argparse.Namespace) -> None:
     for epoch in range(start_epoch, args.epochs):
         start = time.perf_counter()
         step = train_one_epoch(
-            train_model, optimizer, scheduler, scaler, train_loader, runtime, class_weights=class_weights,
-            loss_name=args.loss, epoch=epoch, epochs=args.epochs, step=step, print_freq=args.print_freq,
+            train_model,
+            optimizer,
+            scheduler,
+            scaler,
+            train_loader,
+            runtime,
+            class_weights=class_weights,
+            loss_name=args.loss,
+            epoch=epoch,
+            epochs=args.epochs,
+            step=step,
+            print_freq=args.print_freq,
             log=records.log_train,
-        )  # fmt: skip
+        )
         broadcast_buffers(model)  # every process now holds the checkpoint's BatchNorm statistics
         metrics = None
         if (epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs:
@@ -377,7 +409,7 @@ def data_report(
     """The lines after the run header: how mask values became classes, each class's share of the training
     pixels, warnings, and how many passes an epoch is. UserError for masks of one class."""
     pixels_line, warnings = pixel_report(layout, pixel_counts, loader.dataset.split)
-    lines = [f"mask values: {layout.value_rule}", pixels_line, *warnings]
+    lines = [f"mask values: {layout.value_rule}", *layout.notes, pixels_line, *warnings]
     if loader.sampler.passes > 1:
         lines.append(
             f"an epoch is {loader.sampler.passes} passes over the {len(loader.dataset)} training images "
@@ -398,7 +430,7 @@ def run_header(
     """The run's first line: data (train and val sets), device, precision, processes, model size, and
     the epoch a resumed run continues after (None: a new run)."""
     train_set, val_set = datasets
-    held_out = " (val held out by hash)" if layout.holds_out() else ""
+    held_out = " (val held out by hash)" if layout.hold_out else ""
     parameters = sum(p.numel() for p in model.parameters()) / 1e6
     return (
         f"{name}: {layout.kind} data set, {layout.num_classes} classes, {len(train_set)} "

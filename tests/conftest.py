@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -33,3 +34,11 @@ def prepared_demo(demo_raw, tmp_path_factory) -> Path:
     root = copy_tree(demo_raw, tmp_path_factory.mktemp("prepared") / "data")
     prepare(root, workers=1, progress=False)
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def scan_cache(tmp_path_factory) -> Path:
+    """Scans and prepared masks go to a fresh folder, not the user's ~/.cache (subprocesses inherit it)."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["UNET_CACHE_DIR"] = str(path)
+    return path

@@ -29,7 +29,7 @@ ISBI = ROOT.parent / "shared" / "data" / "isbi2012"
 def source_mask(layout, image_id):
     """The class indices of one id straight from the export's own mask file."""
     with Image.open(layout.mask_path(image_id)) as mask:
-        if layout.rgb_masks:
+        if layout.kind == "cvat":
             rgb = np.array(mask.convert("RGB"))
             return np.argmax((rgb[:, :, None, :] == np.array(CVAT_COLORS)).all(-1), axis=-1)
         return np.array(mask)
@@ -73,7 +73,7 @@ def test_cvat_rgb_masks_become_labelmap_indices(tmp_path):
     assert layout.kind == "cvat" and layout.class_names == ("background", *OWN_CLASSES[1:])
     assert layout.colors.tolist() == [list(c) for c in CVAT_COLORS]
     for image_id in layout.split_ids("val") + layout.split_ids("train")[:3]:
-        mask = layout.read_mask(layout.mask_path(image_id))
+        mask = layout.read_mask(image_id)
         np.testing.assert_array_equal(mask, source_mask(layout, image_id))
         assert set(np.unique(mask)) <= {0, 1, 2, 3}
 
@@ -85,14 +85,14 @@ def test_cvat_colour_missing_from_labelmap_names_the_mask_and_the_colour(tmp_pat
     rgb[5, 5] = (1, 2, 3)
     Image.fromarray(rgb).save(path)
     with pytest.raises(UserError, match=r"frame_000003\.png holds colour \(1, 2, 3\).*labelmap\.txt"):
-        layout.read_mask(path)
+        layout.read_mask("frame_000003")
 
 
 def test_plain_layout_uses_its_split_lists_and_colours(tmp_path):
     layout = describe(plain_layout(tmp_path, {"train": 5, "val": 2, "test": 3}))
     assert layout.kind == "plain" and layout.class_names == OWN_CLASSES
     assert layout.colors.tolist() == [list(c) for c in CVAT_COLORS]
-    assert layout.split_ids("test") == ["test0", "test1", "test2"] and not layout.holds_out()
+    assert layout.split_ids("test") == ["test0", "test1", "test2"] and not layout.hold_out
 
 
 def test_plain_classes_without_colours_take_the_voc_colour_map(tmp_path):
@@ -268,7 +268,7 @@ def test_binary_masks_without_a_class_list_load_as_background_and_foreground(tmp
     assert layout.class_names == ("background", "foreground") and layout.mask_values == values
     assert layout.all_ids() == ["s00", "s01", "s02", "s03"]
     assert layout.mask_path("s02").name == f"s02{tag}{suffix}"
-    mask = layout.read_mask(layout.mask_path("s02"))
+    mask = layout.read_mask("s02")
     assert mask.dtype == np.uint8 and np.array_equal(mask, blobs_of(root, "s02"))
     assert f"{values[0]} -> background, {values[1]} -> foreground" in layout.value_rule
 
@@ -279,7 +279,7 @@ def test_two_listed_classes_with_masks_of_0_and_255_take_255_as_the_second(tmp_p
     assert (
         layout.mask_values == (0, 255) and "only 0 and 255: 0 -> membrane, 255 -> cell" in layout.value_rule
     )
-    assert np.array_equal(layout.read_mask(layout.mask_path("s01")), blobs_of(root, "s01"))
+    assert np.array_equal(layout.read_mask("s01"), blobs_of(root, "s01"))
 
 
 def test_two_listed_classes_with_masks_of_0_1_and_255_keep_255_as_void(tmp_path):
@@ -290,7 +290,7 @@ def test_two_listed_classes_with_masks_of_0_1_and_255_keep_255_as_void(tmp_path)
     Image.fromarray(mask).save(path)
     layout = describe(root)
     assert layout.mask_values == (0, 1)
-    assert (layout.read_mask(path)[:2] == IGNORE_INDEX).all()
+    assert (layout.read_mask("s00")[:2] == IGNORE_INDEX).all()
 
 
 def test_values_stated_in_classes_txt_decide_the_classes(tmp_path):
@@ -298,7 +298,7 @@ def test_values_stated_in_classes_txt_decide_the_classes(tmp_path):
     layout = describe(root)
     assert layout.class_names == ("cell", "membrane") and layout.mask_values == (255, 0)
     assert layout.colors[0].tolist() == [255, 255, 255]
-    assert np.array_equal(layout.read_mask(layout.mask_path("s00")), ~blobs_of(root, "s00"))
+    assert np.array_equal(layout.read_mask("s00"), ~blobs_of(root, "s00"))
     assert layout.class_table()["values"] == [255, 0]
 
 
@@ -312,15 +312,29 @@ def test_more_than_two_values_without_a_class_list_are_classes_and_255_is_void(t
     layout = describe(root)
     assert layout.class_names == ("background", "class_2", "class_7") and layout.mask_values == (0, 2, 7)
     assert "255 = void" in layout.value_rule
-    assert set(np.unique(layout.read_mask(root / "masks" / "s00.png"))) == {0, 1, IGNORE_INDEX}
+    assert set(np.unique(layout.read_mask("s00"))) == {0, 1, IGNORE_INDEX}
 
 
-def test_a_jpeg_mask_is_refused_as_lossy(tmp_path):
+def test_a_jpeg_mask_of_more_than_two_levels_is_refused_as_lossy(tmp_path):
     root = binary_layout(tmp_path, count=3)
-    Image.open(root / "masks" / "s01.png").convert("RGB").save(root / "masks" / "s01.jpg")
+    mask = np.array(Image.open(root / "masks" / "s01.png"))
+    mask[:, :20] = 128  # a third class: JPEG blurs its edges into values of no class
+    Image.fromarray(mask).convert("RGB").save(root / "masks" / "s01.jpg")
     (root / "masks" / "s01.png").unlink()
-    with pytest.raises(UserError, match=r"mask .*s01\.jpg is a JPG: lossy.*save the masks as PNG"):
+    with pytest.raises(
+        UserError, match=r"mask .*s01\.jpg is a JPG whose pixels are not two levels.*save the masks as PNG"
+    ):
         describe(root)
+
+
+def test_a_binary_jpeg_mask_is_read_by_its_threshold_and_the_rule_says_so(tmp_path):
+    root = binary_layout(tmp_path, count=3)
+    blobs = np.array(Image.open(root / "masks" / "s01.png")) > 0
+    Image.open(root / "masks" / "s01.png").convert("RGB").save(root / "masks" / "s01.jpg", quality=75)
+    (root / "masks" / "s01.png").unlink()
+    layout = describe(root)
+    assert layout.mask_values == (0, 255) and "JPEG masks: grey >= 128" in layout.value_rule
+    assert (layout.read_mask("s01") == blobs).mean() > 0.99  # JPEG moves a few edge pixels
 
 
 def test_a_value_that_no_class_has_names_the_mask_and_the_rule(tmp_path):
@@ -370,11 +384,11 @@ def test_a_roboflow_mask_export_is_recognised_with_its_splits_and_classes(tmp_pa
     layout = describe(root)
     assert layout.kind == "roboflow" and layout.class_names == ("background", "circle", "square")
     assert [len(layout.split_ids(s)) for s in ("train", "val", "test")] == [4, 2, 1]
-    assert not layout.holds_out()
+    assert not layout.hold_out
     image_id = layout.split_ids("val")[0]
     assert layout.image_path(image_id).parent.name == "valid"
     assert layout.mask_path(image_id).name == f"{image_id}_mask.png"
-    mask = layout.read_mask(layout.mask_path(image_id))
+    mask = layout.read_mask(image_id)
     assert np.array_equal(mask, np.array(Image.open(layout.mask_path(image_id))))
 
 
@@ -385,6 +399,6 @@ def test_a_roboflow_mask_export_with_other_pixel_values_maps_them(tmp_path):
         values = np.array(Image.open(path))
         Image.fromarray(np.array([0, 128, 255], dtype=np.uint8)[values]).save(path)
     layout = describe(root)
-    assert layout.mask_values == (0, 128, 255) and layout.holds_out()  # no valid/: val held out by hash
-    path = next((root / "train").glob("*_mask.png"))
-    assert set(np.unique(layout.read_mask(path))) <= {0, 1, 2}
+    assert layout.mask_values == (0, 128, 255) and layout.hold_out  # no valid/: val held out by hash
+    image_id = next((root / "train").glob("*_mask.png")).stem.removesuffix("_mask")
+    assert set(np.unique(layout.read_mask(image_id))) <= {0, 1, 2}

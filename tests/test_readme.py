@@ -84,7 +84,7 @@ def test_tool_commands_exist_and_use_their_flags(script):
 def test_the_plain_layout_conversion_example_writes_a_loadable_data_set(tmp_path, monkeypatch):
     from layouts import describe
 
-    example = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if 'Path("my_images")' in b)
+    example = next(b for b in re.findall(r"```python\n(.*?)```", DOCS, re.S) if 'Path("my_images")' in b)
     (tmp_path / "my_images").mkdir()
     (tmp_path / "my_masks").mkdir()
     colours = np.zeros((20, 30, 3), dtype=np.uint8)
@@ -96,7 +96,7 @@ def test_the_plain_layout_conversion_example_writes_a_loadable_data_set(tmp_path
     exec(example, {})
     layout = describe(tmp_path / "data/cracks")
     assert layout.kind == "plain" and layout.class_names == ("background", "crack")
-    mask = layout.read_mask(layout.mask_path("a"))
+    mask = layout.read_mask("a")
     assert mask[0, 0] == 255 and (mask[5:10, 5:20] == 1).all() and mask[15, 25] == 0
     assert layout.all_ids() == ["a"] and layout.split_ids("val") == ["a"]  # the one image is held out
 

@@ -1,0 +1,246 @@
+"""Public releases as downloaded: each is recognised from the folder a user unpacked, its masks read as
+the release means them (pixel for pixel), its splits as it ships them; partial downloads are named."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dataset import SegmentationDataset
+from layouts import FALLBACK, FORMATS, describe
+from tests import releases
+from tests.helpers import ROOT, run_script
+from tests.test_main import last_json, main_command
+from utils import UserError
+
+SHARED = ROOT.parent / "shared" / "data"
+
+# builder, kind, class names, mask values, {split: number of ids} (val: held out by hash)
+RELEASES = {
+    "kvasir": (releases.kvasir_seg, "Kvasir-SEG", ("background", "polyp"), (0, 255), {}),
+    "isic": (releases.isic_2018, "ISIC 2018", ("background", "lesion"), (0, 255), {"train": 10, "val": 3}),
+    "carvana": (releases.carvana, "Carvana", ("background", "foreground"), (0, 1), {}),
+    "milesial": (releases.milesial, "milesial imgs/masks", ("background", "foreground"), (0, 1), {}),
+    "pet": (releases.oxford_pet, "Oxford-IIIT Pet", ("background", "pet"), (2, 1), {"test": 3}),
+    "dsb": (releases.dsb_2018, "Data Science Bowl 2018", ("background", "nucleus"), (0, 255), {}),
+    "drive": (releases.drive, "DRIVE", ("background", "vessel"), (0, 255), {"test": 3}),
+    "cityscapes": (releases.cityscapes, "Cityscapes", None, None, {"train": 10, "val": 3}),
+    "ade20k": (releases.ade20k, "ADE20K", None, tuple(range(1, 151)), {"train": 10, "val": 3}),
+    "isbi": (releases.isbi_stacks, "ISBI 2012 stacks", ("membrane", "cell"), (0, 255), {}),
+    "busi": (releases.busi, "paired by name", ("background", "foreground"), (0, 255), {}),
+}
+
+
+@pytest.fixture(params=list(RELEASES))
+def release(request, tmp_path):
+    build, *expected = RELEASES[request.param]
+    data, truth = build(tmp_path / "download")
+    return data, truth, expected
+
+
+def test_a_release_is_recognised_with_its_classes_values_and_splits(release):
+    data, truth, (kind, names, values, splits) = release
+    layout = describe(data)
+    assert layout.kind == kind
+    assert names is None or layout.class_names == names
+    assert values is None or layout.mask_values == values
+    for split, count in splits.items():
+        assert len(layout.split_ids(split)) == count
+    if layout.hold_out:
+        train, val = layout.split_ids("train"), layout.split_ids("val")
+        assert val and not set(train) & set(val)
+    every = {i for split in layout.splits for i in layout.split_ids(split)} | set(layout.split_ids("val"))
+    assert every == set(truth)
+
+
+def test_a_release_s_masks_read_as_it_means_them(release):
+    data, truth, _ = release
+    layout = describe(data)
+    for image_id, expected in truth.items():
+        mask = layout.read_mask(image_id)
+        if layout.kind == "Kvasir-SEG":  # JPEG moves a few edge pixels across the threshold
+            assert (mask == expected).mean() > 0.98
+        else:
+            np.testing.assert_array_equal(mask, expected, err_msg=image_id)
+
+
+def test_a_release_loads_through_the_dataset(release):
+    data, truth, _ = release
+    val = SegmentationDataset(data, "val", train=False)
+    image, mask = val[0]
+    assert image.shape == (3, *releases.SIZE) and image.dtype == mask.dtype == torch.uint8
+    np.testing.assert_array_equal(mask.numpy(), truth[val.ids[0]])
+    assert val.scan_masks().sum() == sum(int((truth[i] != 255).sum()) for i in val.ids)
+
+
+def test_cityscapes_label_ids_become_the_19_evaluation_classes(tmp_path):
+    layout = describe(releases.cityscapes(tmp_path / "cs")[0])
+    assert (
+        layout.num_classes == 19 and layout.class_names[0] == "road" and layout.class_names[18] == "bicycle"
+    )
+    assert layout.mask_values[:3] == (7, 8, 11) and layout.colors[13].tolist() == [0, 0, 142]
+
+
+def test_cityscapes_train_ids_are_read_where_a_user_made_them(tmp_path):
+    data, truth = releases.cityscapes(tmp_path / "cs")
+    for path in data.glob("gtFine/*/*/*_labelIds.png"):
+        stem = path.name.removesuffix("_gtFine_labelIds.png")
+        Image.fromarray(truth[stem]).save(path.with_name(f"{stem}_gtFine_labelTrainIds.png"))
+        path.write_bytes(b"")  # only the train ids are read
+    layout = describe(data)
+    assert layout.mask_values == tuple(range(19)) and "labelTrainIds" in layout.value_rule
+    stem = next(iter(truth))
+    np.testing.assert_array_equal(layout.read_mask(stem), truth[stem])
+
+
+def test_ade20k_takes_its_class_names_from_object_info(tmp_path):
+    layout = describe(releases.ade20k(tmp_path / "ade")[0])
+    assert layout.num_classes == 150 and layout.class_names[:2] == ("wall", "building")
+
+
+def test_the_carvana_hq_images_are_used_when_present(tmp_path):
+    data, _ = releases.carvana(tmp_path / "carvana")
+    (data / "train").rename(data / "train_hq")
+    layout = describe(data)
+    assert layout.image_path(layout.all_ids()[0]).parent.name == "train_hq"
+
+
+def test_milesial_masks_without_the_mask_tag_pair_by_name(tmp_path):
+    data, truth = releases.milesial(tmp_path / "m", tag="")
+    layout = describe(data)
+    np.testing.assert_array_equal(layout.read_mask("car03"), truth["car03"])
+
+
+def test_the_busi_pairs_are_printed_and_numbered_masks_united(tmp_path):
+    data, _ = releases.busi(tmp_path / "busi")
+    layout = describe(data)
+    assert "paired 12 images with their masks by name" in layout.notes[0]
+    assert "2 image(s) have several numbered masks" in layout.notes[1]
+
+
+def test_an_ambiguous_folder_shows_the_pairs_it_could_not_decide(tmp_path):
+    data, _ = releases.busi(tmp_path / "busi")
+    mask = data / "benign" / "benign (2)_mask.png"
+    mask.with_name("benign (2)_gt.png").write_bytes(mask.read_bytes())
+    with pytest.raises(UserError, match=r"cannot pair .*benign \(2\)\.png -> .*benign \(2\)_gt\.png and"):
+        describe(data)
+
+
+def test_an_image_without_its_mask_in_a_paired_folder_is_named(tmp_path):
+    data, _ = releases.busi(tmp_path / "busi")
+    (data / "malignant" / "malignant (3)_mask.png").unlink()
+    with pytest.raises(UserError, match=r"1 image\(s\) without a mask.*malignant \(3\)\.png"):
+        describe(data)
+
+
+@pytest.mark.parametrize(
+    "build, remove, named",
+    [
+        (
+            releases.drive,
+            "DRIVE/training/1st_manual/23_manual1.gif",
+            "23_manual1.gif not found: this looks like DRIVE",
+        ),
+        (releases.cityscapes, "gtFine/train/bochum", "bochum_000000_000019_gtFine_labelIds.png not found"),
+        (
+            releases.isic_2018,
+            "ISIC2018_Task1_Training_GroundTruth/ISIC_0000004_segmentation.png",
+            "ISIC_0000004_segmentation.png not found: this looks like ISIC 2018",
+        ),
+        (releases.oxford_pet, "annotations/trimaps/basset_hound_3.png", "basset_hound_3.png not found"),
+        (releases.isbi_stacks, "train-labels.tif", "train-labels.tif not found: this looks like ISBI 2012"),
+        (releases.ade20k, "ADEChallengeData2016/objectInfo150.txt", "objectInfo150.txt not found"),
+    ],
+)
+def test_a_partial_download_names_the_missing_file(tmp_path, build, remove, named):
+    build(tmp_path)
+    path = tmp_path / remove
+    if path.is_dir():
+        for child in path.iterdir():
+            child.unlink()
+        path.rmdir()
+    else:
+        path.unlink()
+    data = tmp_path / "ADEChallengeData2016" if build is releases.ade20k else tmp_path
+    with pytest.raises(UserError, match=named):
+        describe(data)
+
+
+def test_every_format_says_what_it_expects_when_nothing_matches(tmp_path):
+    (tmp_path / "notes.txt").write_text("nothing here")
+    with pytest.raises(UserError) as error:
+        describe(tmp_path)
+    for source_format in (*FORMATS[1:], FALLBACK):
+        assert source_format.EXPECTS in str(error.value)
+
+
+def test_a_second_scan_reads_no_mask_and_a_changed_mask_is_read_again(tmp_path, monkeypatch):
+    data, truth = releases.ade20k(tmp_path / "ade")
+    first = SegmentationDataset(data, "train").scan_masks()
+    monkeypatch.setattr(SegmentationDataset, "_count_pixels", lambda self, threads: pytest.fail("re-read"))
+    np.testing.assert_array_equal(SegmentationDataset(data, "train").scan_masks(), first)
+    monkeypatch.undo()
+    path = data / "annotations" / "training" / "ADE_train_00000001.png"
+    Image.fromarray(np.full(releases.SIZE, 3, np.uint8)).save(path)
+    again = SegmentationDataset(data, "train").scan_masks()
+    assert again[0].tolist() == [0, 0, 48 * 64] + [0] * 147 and (again[1:] == first[1:]).all()
+
+
+# The real releases in ../shared/data (a user's clone does not have them).
+
+
+def shared(name):
+    if not (SHARED / name).is_dir():
+        pytest.skip(f"real {name} files not found at {SHARED / name}")
+    return SHARED / name
+
+
+def test_the_real_drive_release_reads_vessels_inside_the_field_of_view():
+    layout = describe(shared("drive"))
+    assert layout.kind == "DRIVE" and len(layout.all_ids()) == 20 and len(layout.split_ids("test")) == 20
+    image_id = layout.split_ids("test")[0]
+    manual = np.array(Image.open(layout.mask_files(image_id)[0]))
+    fov = np.array(Image.open(layout.mask_files(image_id)[1]))
+    expected = np.where(fov == 0, 255, manual // 255)
+    np.testing.assert_array_equal(layout.read_mask(image_id), expected)
+    assert 0.08 < (expected == 1).sum() / (fov > 0).sum() < 0.16  # vessels: about 12% of the field of view
+
+
+def test_the_real_kvasir_release_reads_polyps_by_the_threshold():
+    layout = describe(shared("kvasir-seg"))
+    assert layout.kind == "Kvasir-SEG" and len(layout.all_ids()) == 200
+    for image_id in layout.all_ids()[:5]:
+        grey = np.array(Image.open(layout.mask_path(image_id)).convert("L"))
+        np.testing.assert_array_equal(layout.read_mask(image_id), (grey >= 128).astype(np.uint8))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(RELEASES))
+def test_a_release_trains_evaluates_and_predicts_in_its_own_values(tmp_path, name):
+    data, truth = RELEASES[name][0](tmp_path / "download")
+    layout = describe(data)
+    trained = run_script(*main_command(data, tmp_path, "--epochs", "1", "--batch_size", "2"))
+    assert trained.returncode == 0, trained.stderr
+    assert f"run: {layout.kind} data set, {layout.num_classes} classes" in trained.stdout
+    assert f"mask values: {layout.value_rule}" in trained.stdout
+    checkpoint = tmp_path / "exp" / "run" / "last.pth"
+    recorded = torch.load(checkpoint, weights_only=True)
+    assert recorded["data"]["format"] == layout.kind and recorded["data"]["value_rule"] == layout.value_rule
+    assert recorded["classes"]["values"] == list(layout.mask_values)
+    evaluated = run_script("main.py", "--data_dir", str(data), "--resume", str(checkpoint), "--eval_only")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert list(last_json(evaluated.stdout)["iou"]) == list(layout.class_names)
+    image = layout.image_path(layout.split_ids("val")[0])
+    predicted = run_script(
+        "tools/predict.py",
+        "--checkpoint",
+        str(checkpoint),
+        "--input",
+        str(image),
+        "--output",
+        str(tmp_path / "out"),
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    with Image.open(tmp_path / "out" / f"{image.stem}.png") as mask:
+        assert mask.size == Image.open(image).size
+        assert set(np.unique(np.array(mask)).tolist()) <= set(layout.mask_values)
