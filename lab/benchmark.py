@@ -6,6 +6,8 @@ python lab/benchmark.py model   the training step and validation at several prec
 python lab/benchmark.py train   the data pipeline alone, end to end, and the model step alone
 python lab/benchmark.py cpu     whole main.py runs on a CPU against a plain fp32 NCHW loop
 python lab/benchmark.py coco    tools/coco.py on generated COCO exports of real photographs
+python lab/benchmark.py start   the data layer's start (recognise, read every mask) on a generated ADE20K
+                                layout, with an empty scan cache and again with the cache of the first
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import SegmentationDataset, make_loader, set_epoch, to_device  # noqa: E402
-from layouts import IGNORE_INDEX, VOC_NUM_CLASSES  # noqa: E402
+from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, describe  # noqa: E402
 from metrics import ConfusionMatrix  # noqa: E402
 from model import UNet  # noqa: E402
 from tools.demo_data import make_demo_data, make_prepared_tree, make_sbd_tree  # noqa: E402
@@ -651,6 +653,48 @@ def bench_coco(args: argparse.Namespace) -> dict:
     return {"benchmark": "coco", "rows": rows}
 
 
+def make_ade20k_tree(root: Path, masks: int, size: int, seed: int = 0) -> Path:
+    """ADEChallengeData2016/ with `masks` training pairs (90%) and validation pairs (10%) of size x size."""
+    rng = np.random.default_rng(seed)
+    data = root / "ADEChallengeData2016"
+    rows = ["Idx\tRatio\tTrain\tVal\tName", *(f"{k}\t0.01\t1\t1\tclass{k}" for k in range(1, 151))]
+    data.mkdir(parents=True)
+    (data / "objectInfo150.txt").write_text("\n".join(rows) + "\n")
+    for k in range(masks):
+        split = "validation" if k % 10 == 9 else "training"
+        for folder in ("images", "annotations"):
+            (data / folder / split).mkdir(parents=True, exist_ok=True)
+        labels = np.kron(rng.integers(0, 151, (4, 4)), np.ones((size // 4, size // 4), np.int64)).astype(
+            np.uint8
+        )
+        Image.fromarray(labels).save(data / "annotations" / split / f"ADE_{k:08d}.png")
+        Image.fromarray(np.dstack([labels] * 3)).save(data / "images" / split / f"ADE_{k:08d}.jpg")
+    return data
+
+
+def data_layer_start(data: Path) -> float:
+    """Seconds from nothing to a training run's data checked: recognise the folder, read (or find in the
+    cache) every training and validation mask, as main.py does before its first step."""
+    start = time.perf_counter()
+    layout = describe(data)
+    SegmentationDataset(layout, train=True).scan_masks()
+    SegmentationDataset(layout, train=False).scan_masks()
+    return time.perf_counter() - start
+
+
+def bench_start(args: argparse.Namespace) -> dict:
+    """The first start (empty cache) and the second (the first's cache) on one generated set."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_ade20k_tree(Path(tmp), args.masks, args.size)
+        os.environ["UNET_CACHE_DIR"] = str(Path(tmp) / "cache")
+        for name in ("first start (empty cache)", "second start (cached scan)"):
+            rows.append({"run": name, "masks": args.masks, "seconds": round(data_layer_start(data), 2)})
+    print(f"ADE20K layout, {args.masks} masks of {args.size}x{args.size}, {os.cpu_count()} cores")
+    print_table(rows)
+    return {"benchmark": "start", "rows": rows}
+
+
 def bench_plain(args: argparse.Namespace) -> dict:
     return {"mean_iou": plain_run(Path(args.data_dir), args)}
 
@@ -706,6 +750,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     coco.add_argument("--images", type=int, nargs="+", default=[500, 2000], help="export sizes to convert")
     coco.add_argument("--workers", type=int, default=0, help="tools/coco.py --workers (0 = one per core)")
+    start = sub.add_parser("start", help="the data layer's first and second start on a generated set")
+    start.add_argument("--masks", type=int, default=20000, help="generated ADE20K masks (10%% validation)")
+    start.add_argument("--size", type=int, default=128, help="side of the generated masks")
     plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
     plain.add_argument("--data_dir", required=True)
     for mode in (cpu, plain):
@@ -724,6 +771,7 @@ def main() -> None:
         "cpu": bench_cpu,
         "plain": bench_plain,
         "coco": bench_coco,
+        "start": bench_start,
     }
     if args.command == "plain":  # started by `cpu`, which holds the lock
         result = modes[args.command](args)
