@@ -294,3 +294,27 @@ def busi(root: Path, per_class: int = 6, seed: int = 10):
                 blobs = blobs | second
             truth[f"{name}/{name} ({n})"] = blobs.astype(np.uint8)
     return root / "Dataset_BUSI_with_GT", truth
+
+
+def loveda(
+    root: Path, counts=(("Train", "Urban", 5), ("Train", "Rural", 5), ("Val", "Urban", 3)), seed: int = 11
+):
+    """<Split>/<Domain>/images_png/<n>.png + masks_png/<n>.png (0 no-data, 1-7 the classes), and Test/
+    images without masks."""
+    rng = np.random.default_rng(seed)
+    truth, number = {}, 1366
+    for split, domain, count in (*counts, ("Test", "Urban", 2)):
+        images = root / split / domain / "images_png"
+        images.mkdir(parents=True)
+        if split != "Test":
+            (images.parent / "masks_png").mkdir()
+        for _ in range(count):
+            labels = np.kron(rng.integers(0, 8, (6, 8)), np.ones((8, 8), np.int64)).astype(np.uint8)
+            Image.fromarray((labels[..., None] * 30 + rng.integers(0, 20, (*SIZE, 3))).astype(np.uint8)).save(
+                images / f"{number}.png"
+            )
+            if split != "Test":
+                Image.fromarray(labels).save(images.parent / "masks_png" / f"{number}.png")
+                truth[str(number)] = np.where(labels == 0, 255, labels.astype(np.int64) - 1).astype(np.uint8)
+            number += 1
+    return root, truth

@@ -26,6 +26,7 @@ RELEASES = {
     "drive": (releases.drive, "DRIVE", ("background", "vessel"), (0, 255), {"test": 3}),
     "cityscapes": (releases.cityscapes, "Cityscapes", None, None, {"train": 10, "val": 3}),
     "ade20k": (releases.ade20k, "ADE20K", None, tuple(range(1, 151)), {"train": 10, "val": 3}),
+    "loveda": (releases.loveda, "LoveDA", None, tuple(range(1, 8)), {"train": 10, "val": 3}),
     "isbi": (releases.isbi_stacks, "ISBI 2012 stacks", ("membrane", "cell"), (0, 255), {}),
     "busi": (releases.busi, "paired by name", ("background", "foreground"), (0, 255), {}),
 }
