@@ -6,8 +6,9 @@ run, checking their classes against a data set, and building the U-Net they desc
     names, colors = checkpoint_classes(checkpoint)  # and checkpoint_values(checkpoint): the mask values
 
 A checkpoint holds "model" (the state dict), "model_config" (UNet's arguments), "classes" (names,
-colours and mask values of the data set), "args" (the run's flags) and, for training, "optimizer",
-"scheduler", "scaler", "epoch", "step" and "best_miou".
+colours and mask values of the data set), "data" (the format recognised and its value rule), "image"
+(channels, dtype and normalisation of the images it takes), "args" (the run's flags) and, for
+training, "optimizer", "scheduler", "scaler", "epoch", "step" and "best_miou".
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from images import ImageFormat
 from layouts import VOC_CLASS_NAMES, VOC_NUM_CLASSES, VOC_PALETTE, DataLayout, mapping_text
 from model import UNet, fused_for_inference
 from utils import UserError, save_atomically
@@ -157,9 +159,9 @@ def unet_from_checkpoint(checkpoint: dict, path: Path) -> UNet:
 
 def load_model(
     path: Path, device: torch.device, channels_last: bool = False
-) -> tuple[UNet, tuple[str, ...], np.ndarray, tuple[int, ...]]:
+) -> tuple[UNet, tuple[str, ...], np.ndarray, tuple[int, ...], ImageFormat]:
     """The checkpoint's U-Net, folded for inference on `device` in the memory format main.py validates
-    in, and its classes' names, colours (C x 3) and values in the data set's masks."""
+    in, its classes' names, colours (C x 3) and values in the data set's masks, and the images it takes."""
     checkpoint = load_checkpoint(path)
     names, colors = checkpoint_classes(checkpoint)
     if len(names) != checkpoint["model_config"]["num_classes"]:
@@ -170,4 +172,4 @@ def load_model(
     model = unet_from_checkpoint(checkpoint, path)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = fused_for_inference(model.to(device, memory_format=memory_format))
-    return model, names, colors, checkpoint_values(checkpoint)
+    return model, names, colors, checkpoint_values(checkpoint), ImageFormat.from_dict(checkpoint.get("image"))

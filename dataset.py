@@ -1,13 +1,12 @@
-"""Segmentation datasets (VOC-aug, labelme, CVAT, the plain layout), augmentation and loaders.
+"""Segmentation datasets (any layout of layouts/), augmentation, samplers and loaders.
 
-Workers return uint8 tensors (image 3xHxW RGB, mask HxW with 255 = void); `to_device` turns a batch
-into normalised floats on the device, so no worker ever does float work (colour jitter runs in PIL's
-8-bit code).
+Workers return the images as stored (C x H x W in the data set's dtype: uint8, uint16 or float32; see
+images.py) and masks (uint8 H x W, 255 = void); `to_device` turns a batch into normalised floats on the
+device, so no worker does float work on 8-bit RGB (colour jitter runs in PIL's 8-bit code).
 """
 
 from __future__ import annotations
 
-import functools
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,17 +19,10 @@ from PIL import Image, ImageEnhance, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import tv_tensors
 
-from layouts import IGNORE_INDEX, DataLayout, describe, exif_orientation, upright_size
+from images import ImageFormat, read_image, stored_size, to_rgb
+from layouts import IGNORE_INDEX, DataLayout, describe, exif_orientation
 from layouts.core import cached
-from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any image PIL reads -> 8-bit RGB: 16-bit grayscale scaled to 8 bits, alpha dropped."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit PNG or TIFF: PIL has no 16-bit RGB
-        pixels = np.asarray(image, dtype=np.float64) / 257
-        image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), mode="L")
-    return image.convert("RGB")
+from utils import UserError
 
 
 class SegmentationDataset(Dataset):
@@ -60,8 +52,10 @@ class SegmentationDataset(Dataset):
         vflip: bool = False,
         rot90: bool = False,
         elastic: float = 0.0,
+        image_format: ImageFormat | None = None,
     ) -> None:
         self.layout = layout = data_dir if isinstance(data_dir, DataLayout) else describe(data_dir)
+        self.format = image_format or ImageFormat()
         self.split = split or (layout.train_split if train else "val")
         self.ids = layout.split_ids(self.split)
         missing = [i for i in self.ids if i not in layout.images or i not in layout.masks]
@@ -82,6 +76,8 @@ class SegmentationDataset(Dataset):
         self.seed = seed
         self.color_jitter = color_jitter
         self.vflip, self.rot90, self.elastic = vflip, rot90, elastic
+        if color_jitter and not self.format.is_rgb8:
+            raise UserError(f"--color_jitter needs 8-bit RGB images; these are {self.format.rule}: drop it")
         # Shared memory, so that persistent loader workers see set_epoch without being restarted.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -104,8 +100,7 @@ class SegmentationDataset(Dataset):
         """scan_masks(void=True), read from the files."""
 
         def count(index: int) -> np.ndarray:
-            image, mask = self._open(index)
-            image.close()  # only its header was read
+            mask = self._checked_mask(index, stored_size(self.images[index]))
             counts = np.bincount(mask.ravel(), minlength=256)
             return np.append(counts[:classes], counts[IGNORE_INDEX])
 
@@ -136,28 +131,42 @@ class SegmentationDataset(Dataset):
 
     def _open(self, index: int) -> tuple[Image.Image, np.ndarray]:
         """The image, upright (EXIF orientation applied, as labelling tools show it; still undecoded when
-        it needs no turn), and the checked mask array of one sample."""
-        image_path, mask_path = self.images[index], self.masks[index]
+        it needs no turn), and the checked mask array of one sample (8-bit RGB sets)."""
+        image_path = self.images[index]
         try:
             image = Image.open(image_path)
-            stored = image.size
             if exif_orientation(image) != 1:
                 image = ImageOps.exif_transpose(image)
         except OSError as error:
             raise UserError(f"cannot read image {image_path}: {error}") from None
+        return image, self._checked_mask(index, (image.height, image.width))
+
+    def _open_array(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The image as stored (H x W x C in the format's dtype) and its checked mask (other sets)."""
+        pixels = read_image(self.images[index], self.format)
+        return pixels, self._checked_mask(index, pixels.shape[:2])
+
+    def _checked_mask(self, index: int, size: tuple[int, int]) -> np.ndarray:
+        """The mask of one sample; UserError when its size is not its upright image's (height, width)."""
         mask = self.layout.read_mask(self.ids[index])
-        if mask.shape != (image.height, image.width):
+        if mask.shape != tuple(size):
+            image_path, mask_path = self.images[index], self.masks[index]
+            try:
+                with Image.open(image_path) as image:
+                    stored = image.size
+            except OSError:  # a TIFF only tifffile reads: no EXIF turn
+                stored = (size[1], size[0])
             turned = (
                 f" upright (its EXIF orientation turns the stored {stored[1]}x{stored[0]} pixels, as "
                 "labelling tools show it; draw the mask on the upright image)"
-                if stored != image.size
+                if stored != (size[1], size[0])
                 else ""
             )
             raise UserError(
                 f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} but image {image_path} is "
-                f"{image.height}x{image.width}{turned}: {self.layout.fix}"
+                f"{size[0]}x{size[1]}{turned}: {self.layout.fix}"
             )
-        return image, mask
+        return mask
 
     def _microscopy(
         self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
@@ -181,8 +190,8 @@ class SegmentationDataset(Dataset):
         Only the window's content is decoded-at-reduced-size and resized: the same pixels as resizing
         the whole image and cropping, at a fraction of the cost.
         """
-        image, mask = self._open(index)
-        width, height = image.size
+        image, mask = self._open(index) if self.format.is_rgb8 else self._open_array(index)
+        height, width = mask.shape
         crop = self.crop_size
         s = rng.uniform(*self.scale)
         scaled_w, scaled_h = max(1, round(width * s)), max(1, round(height * s))
@@ -192,25 +201,44 @@ class SegmentationDataset(Dataset):
         y0 = int(rng.integers(min(0, scaled_h - crop), max(0, scaled_h - crop) + 1))
         left, top = max(x0, 0), max(y0, 0)
         right, bottom = min(x0 + crop, scaled_w), min(y0 + crop, scaled_h)
-        out_image = np.zeros((crop, crop, 3), dtype=np.uint8)
+        out_image = np.zeros((crop, crop, self.format.channels), dtype=self.format.dtype)
         out_mask = np.full((crop, crop), IGNORE_INDEX, dtype=np.uint8)
 
-        image.draft("RGB", (scaled_w, scaled_h))  # let the JPEG decoder shrink by 2, 4 or 8 when it can
-        fx, fy = image.width / width, image.height / height  # 1, or the decoder's reduction
-        box = (left / sx * fx, top / sy * fy, right / sx * fx, bottom / sy * fy)
-        try:
-            region = to_rgb(image).resize((right - left, bottom - top), Image.BILINEAR, box=box)
-        except OSError as error:
-            raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
-        if self.color_jitter > 0:  # its own stream, so that the crop and flip are those without jitter
-            region = self._jitter(region, self._rng(draw, 1))
-        out_image[top - y0 : bottom - y0, left - x0 : right - x0] = np.asarray(region)
+        size, box = (right - left, bottom - top), (left / sx, top / sy, right / sx, bottom / sy)
+        if self.format.is_rgb8:
+            region = self._rgb_region(index, image, (scaled_w, scaled_h), size, box, draw)
+        else:
+            region = resized_region(image, size, box)
+        out_image[top - y0 : bottom - y0, left - x0 : right - x0] = region
 
         # Nearest neighbour at the same pixel centres as the image resize: never invents classes.
         rows = np.minimum(((np.arange(top, bottom) + 0.5) / sy).astype(np.int64), height - 1)
         cols = np.minimum(((np.arange(left, right) + 0.5) / sx).astype(np.int64), width - 1)
         out_mask[top - y0 : bottom - y0, left - x0 : right - x0] = mask[np.ix_(rows, cols)]
         return out_image, out_mask
+
+    def _rgb_region(
+        self,
+        index: int,
+        image: Image.Image,
+        scaled: tuple[int, int],
+        size: tuple[int, int],
+        box: tuple,
+        draw: int,
+    ) -> np.ndarray:
+        """The window `box` (in the image's pixels) of an 8-bit RGB image, resized to `size` through PIL
+        (letting a JPEG decoder shrink by 2, 4 or 8 when it can), colour-jittered when asked for."""
+        width, height = image.size
+        image.draft("RGB", scaled)
+        fx, fy = image.width / width, image.height / height  # 1, or the decoder's reduction
+        box = (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
+        try:
+            region = to_rgb(image).resize(size, Image.BILINEAR, box=box)
+        except OSError as error:
+            raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
+        if self.color_jitter > 0:  # its own stream, so that the crop and flip are those without jitter
+            region = self._jitter(region, self._rng(draw, 1))
+        return np.asarray(region)
 
     def _jitter(self, region: Image.Image, rng: np.random.Generator) -> Image.Image:
         """Brightness, contrast, saturation (torchvision ColorJitter's meanings), each by its own factor."""
@@ -220,6 +248,8 @@ class SegmentationDataset(Dataset):
         return region
 
     def _whole(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not self.format.is_rgb8:
+            return self._open_array(index)
         image, mask = self._open(index)
         try:
             return np.asarray(to_rgb(image)), mask
@@ -228,17 +258,25 @@ class SegmentationDataset(Dataset):
 
     def image_sizes(self, threads: int = 8) -> list[tuple[int, int]]:
         """(height, width) of every image, upright, from the file headers."""
-
-        def size(path: Path) -> tuple[int, int]:
-            try:
-                with Image.open(path) as image:
-                    width, height = upright_size(image)
-                    return height, width
-            except OSError as error:
-                raise UserError(f"cannot read image {path}: {error}") from None
-
         with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(size, self.images))
+            return list(pool.map(stored_size, self.images))
+
+
+def resized_region(pixels: np.ndarray, size: tuple[int, int], box: tuple) -> np.ndarray:
+    """The window `box` (left, top, right, bottom in pixels) of an H x W x C array resized bilinearly to
+    `size` (width, height), channel by channel in PIL's 32-bit float mode (the resampling of the 8-bit
+    path, for any dtype and channel count), rounded back to the array's dtype."""
+    channels = [
+        np.asarray(
+            Image.fromarray(pixels[..., c].astype(np.float32), mode="F").resize(size, Image.BILINEAR, box=box)
+        )
+        for c in range(pixels.shape[-1])
+    ]
+    region = np.stack(channels, axis=-1)
+    if pixels.dtype.kind == "f":
+        return region
+    info = np.iinfo(pixels.dtype)
+    return np.clip(np.rint(region), info.min, info.max).astype(pixels.dtype)
 
 
 VOCSegmentation = SegmentationDataset  # the name of SPEC section 3 and of existing scripts
@@ -280,15 +318,18 @@ def elastic_deform(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The U-Net paper's elastic deformation: random displacement vectors (standard deviation `sigma`
     pixels) on a coarse grid x grid lattice over the crop, interpolated bicubically to every pixel; the
-    image (uint8 3xHxW) resampled bicubically, the mask (HxW) by nearest neighbour. Pixels drawn from
-    outside the crop become image 0 / mask void, like padding."""
+    image (C x H x W, any dtype) resampled bicubically, the mask (HxW) by nearest neighbour. Pixels drawn
+    from outside the crop become image 0 / mask void, like padding."""
     height, width = mask.shape
     coarse = torch.from_numpy(rng.normal(0.0, sigma, size=(1, 2, grid, grid))).float()
     pixels = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)[0]
     # torchvision's displacement is in grid_sample's units: the image spans 2 in each direction.
     displacement = torch.stack((pixels[0] * 2 / width, pixels[1] * 2 / height), dim=-1)[None]
     deformed = TF.elastic(image.float(), displacement, interpolation=TF.InterpolationMode.BICUBIC, fill=0.0)
-    image = deformed.clamp_(0, 255).round_().to(torch.uint8)  # bicubic overshoots: clamp before uint8
+    if not image.dtype.is_floating_point:  # bicubic overshoots: clamp to the dtype's range
+        info = torch.iinfo(image.dtype)
+        deformed = deformed.clamp_(info.min, info.max).round_()
+    image = deformed.to(image.dtype)
     mask = TF.elastic(tv_tensors.Mask(mask[None]), displacement, fill=IGNORE_INDEX)[0]
     return image, mask.as_subclass(torch.Tensor)
 
@@ -388,26 +429,23 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     loader.dataset.set_epoch(epoch)
 
 
-@functools.cache
-def mean_and_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet mean and std in uint8 units, 1x3x1x1 on `device`; made once, not copied every step."""
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
-    return mean, std
-
-
-def normalize(images: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
-    """uint8 images Nx3xHxW -> normalised float32 images on `device`."""
-    images = images.to(device, non_blocking=True)
-    mean, std = mean_and_std(torch.device(device))
-    images = (images.float() - mean) / std
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images
+def normalize(
+    images: torch.Tensor,
+    device: torch.device,
+    channels_last: bool = False,
+    image_format: ImageFormat | None = None,
+) -> torch.Tensor:
+    """Images N x C x H x W as workers hand them -> normalised float32 images on `device`
+    (images.ImageFormat.normalize; 8-bit RGB when no format is given)."""
+    return (image_format or ImageFormat()).normalize(images, device, channels_last)
 
 
 def to_device(
-    images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool = False
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    device: torch.device,
+    channels_last: bool = False,
+    image_format: ImageFormat | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images Nx3xHxW and masks NxHxW -> normalised float32 images and int64 masks on `device`."""
-    return normalize(images, device, channels_last), masks.to(device, non_blocking=True).long()
+    """Images N x C x H x W and masks N x H x W -> normalised float32 images and int64 masks on `device`."""
+    return normalize(images, device, channels_last, image_format), masks.to(device, non_blocking=True).long()

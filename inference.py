@@ -2,7 +2,7 @@
 classes: any image size at bounded memory (overlapping tiles with blended logits above --tile), and
 test-time augmentation (horizontal flip, scales).
 
-    for top, bottom, logits in band_logits(model, images, device):  # images: uint8 N x 3 x H x W
+    for top, bottom, logits in band_logits(model, images, device):  # images: N x C x H x W as stored
         classes[:, top:bottom] = logits.argmax(1)                      # logits: N x C x rows x W
 """
 
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dataset import normalize
+from images import ImageFormat
 from utils import autocast
 
 TILE = 1024  # images up to TILE x TILE are predicted whole; larger ones in overlapping tiles
@@ -28,7 +29,7 @@ def augmented_logits(
     scales: tuple[float, ...] = (1.0,),
     flip: bool = False,
 ) -> torch.Tensor:
-    """Normalised images N x 3 x H x W -> float32 logits N x C x H x W: the mean of the model's logits
+    """Normalised images N x C x H x W -> float32 logits N x C x H x W: the mean of the model's logits
     over `scales` (bilinear, resized back to H x W) and, with `flip`, their horizontal mirrors."""
     height, width = images.shape[-2:]
     total, count = None, 0
@@ -108,9 +109,11 @@ def band_logits(
     tile: int = TILE,
     scales: tuple[float, ...] = (1.0,),
     flip: bool = False,
+    image_format: ImageFormat | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """uint8 images N x 3 x H x W -> (top, bottom, float32 logits N x C x (bottom - top) x W) for
-    consecutive bands of rows that cover the images.
+    """Images N x C x H x W as workers hand them (8-bit RGB unless image_format says otherwise) ->
+    (top, bottom, float32 logits N x C x (bottom - top) x W) for consecutive bands of rows that cover
+    the images.
 
     Images up to tile x tile come back whole, in one band. Larger ones are predicted in tile x tile
     windows overlapping by tile / 4, whose logits are blended with weights that fall off towards each
@@ -120,7 +123,8 @@ def band_logits(
     height, width = images.shape[-2:]
 
     def predict(window: torch.Tensor) -> torch.Tensor:
-        return augmented_logits(model, normalize(window, device, channels_last), amp_dtype, scales, flip)
+        inputs = normalize(window, device, channels_last, image_format)
+        return augmented_logits(model, inputs, amp_dtype, scales, flip)
 
     if height <= tile and width <= tile:
         yield 0, height, predict(images)
@@ -153,7 +157,7 @@ def band_logits(
 def predict_classes(
     model: torch.nn.Module, images: torch.Tensor, device: torch.device, **options
 ) -> torch.Tensor:
-    """uint8 images N x 3 x H x W -> class indices N x H x W (uint8, on the CPU); options as band_logits."""
+    """Images N x C x H x W -> class indices N x H x W (uint8, on the CPU); options as band_logits."""
     classes = torch.empty(images.shape[0], *images.shape[-2:], dtype=torch.uint8)
     for top, bottom, logits in band_logits(model, images, device, **options):
         classes[:, top:bottom] = logits.argmax(1).to(torch.uint8).cpu()

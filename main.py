@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from checkpoints import build_model, find_checkpoint, restore_training
 from dataset import SegmentationDataset, make_loader, pixel_report
+from images import ImageFormat, image_format
 from inference import add_inference_flags, inference_options
 from layouts import DataLayout, describe
 from model import UNet, fused_for_inference
@@ -79,6 +80,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=(0.5, 2.0),
         metavar=("MIN", "MAX"),
         help="random scale range of training images",
+    )
+    parser.add_argument(
+        "--keep_alpha",
+        action="store_true",
+        help="keep an alpha channel as a 4th input channel (default: dropped)",
     )
     parser.add_argument(
         "--color_jitter",
@@ -233,13 +239,24 @@ def demo_is_ready(data_dir: str) -> bool:
         return False
 
 
-def get_val_dataset(layout: DataLayout, args: argparse.Namespace) -> SegmentationDataset:
-    val = SegmentationDataset(layout, args.val_split, train=False)
+def get_image_format(args: argparse.Namespace, layout: DataLayout, checkpoint: dict | None) -> ImageFormat:
+    """The images' channels, dtype and normalisation: the checkpoint's when there is one, else from the
+    training images (images.image_format)."""
+    if checkpoint:
+        return ImageFormat.from_dict(checkpoint.get("image"))
+    paths = [layout.image_path(i) for i in layout.split_ids(layout.train_split) if i in layout.images]
+    return image_format(paths, args.keep_alpha)
+
+
+def get_val_dataset(layout: DataLayout, args: argparse.Namespace, fmt: ImageFormat) -> SegmentationDataset:
+    val = SegmentationDataset(layout, args.val_split, train=False, image_format=fmt)
     val.scan_masks()  # a bad mask stops the run here, before anything is written
     return val
 
 
-def get_train_dataset(layout: DataLayout, args: argparse.Namespace) -> tuple[SegmentationDataset, np.ndarray]:
+def get_train_dataset(
+    layout: DataLayout, args: argparse.Namespace, fmt: ImageFormat
+) -> tuple[SegmentationDataset, np.ndarray]:
     """The training split and its pixel counts (images x classes, then void), read once: a bad mask stops
     the run."""
     train = SegmentationDataset(
@@ -252,6 +269,7 @@ def get_train_dataset(layout: DataLayout, args: argparse.Namespace) -> tuple[Seg
         vflip=args.vflip,
         rot90=args.rot90,
         elastic=args.elastic,
+        image_format=fmt,
     )
     return train, train.scan_masks(void=True)
 
@@ -269,10 +287,10 @@ def get_train_loader(
 
 
 def get_model(
-    args: argparse.Namespace, num_classes: int, checkpoint: dict | None, runtime: Runtime
+    args: argparse.Namespace, num_classes: int, in_channels: int, checkpoint: dict | None, runtime: Runtime
 ) -> tuple[UNet, dict]:
     """The U-Net and its config: the checkpoint's when resuming, else a new one of --base_channels."""
-    config = {"in_channels": 3, "num_classes": num_classes, "base_channels": args.base_channels}
+    config = {"in_channels": in_channels, "num_classes": num_classes, "base_channels": args.base_channels}
     if checkpoint:
         config = checkpoint["model_config"]
     model = build_model(config, checkpoint, args.resume)
@@ -329,9 +347,10 @@ def main(args: argparse.Namespace) -> None:
     checkpoint = find_checkpoint(args.resume, run_dir, layout)
     if args.resume == "auto" and checkpoint is None and is_main:
         print(f"--resume auto: no {run_dir / 'last.pth'} yet, starting a new run")
-    model, model_config = get_model(args, layout.num_classes, checkpoint, runtime)
+    fmt = get_image_format(args, layout, checkpoint)
+    model, model_config = get_model(args, layout.num_classes, fmt.channels, checkpoint, runtime)
     options = inference_options(args, runtime.amp_dtype, runtime.channels_last)
-    val_set = get_val_dataset(layout, args)
+    val_set = get_val_dataset(layout, args, fmt)
     val_loader = make_loader(val_set, args.batch_size, runtime.num_workers)
     if args.eval_only:
         metrics = evaluate(fused_for_inference(model), val_loader, runtime, args.print_freq, **options)
@@ -339,7 +358,7 @@ def main(args: argparse.Namespace) -> None:
             print(json.dumps(eval_summary(metrics, layout.class_names)))
         return
 
-    train_set, pixel_counts = get_train_dataset(layout, args)
+    train_set, pixel_counts = get_train_dataset(layout, args, fmt)
     train_loader = get_train_loader(train_set, args, runtime)
     # The lines printed after the header; masks of one class stop the run here, before anything is written.
     report = data_report(layout, pixel_counts, train_loader, args.min_epoch_images)
@@ -353,6 +372,7 @@ def main(args: argparse.Namespace) -> None:
         "model_config": model_config,
         "classes": layout.class_table(),
         "data": layout.about(),
+        "image": fmt.as_dict(),
         "args": vars(args),
     }
     records = RunRecords(
@@ -409,7 +429,14 @@ def data_report(
     """The lines after the run header: how mask values became classes, each class's share of the training
     pixels, warnings, and how many passes an epoch is. UserError for masks of one class."""
     pixels_line, warnings = pixel_report(layout, pixel_counts, loader.dataset.split)
-    lines = [f"mask values: {layout.value_rule}", *layout.notes, pixels_line, *warnings]
+    fmt = loader.dataset.format
+    lines = [
+        f"mask values: {layout.value_rule}",
+        *layout.notes,
+        f"images: {fmt.rule}",
+        pixels_line,
+        *warnings,
+    ]
     if loader.sampler.passes > 1:
         lines.append(
             f"an epoch is {loader.sampler.passes} passes over the {len(loader.dataset)} training images "

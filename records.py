@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from checkpoints import save_training_checkpoint
 from dataset import SegmentationDataset
+from images import display
 from inference import predict_classes
 from layouts import colorize
 from utils import write_text_atomically
@@ -56,8 +57,9 @@ def prediction_rows(
     rows = []
     for i in indices:
         image, mask = dataset[i]
-        pred = predict_classes(model, image[None], device, **options)[0].numpy()
-        rows.append((image.permute(1, 2, 0).numpy(), colorize(mask.numpy(), colors), colorize(pred, colors)))
+        pred = predict_classes(model, image[None], device, image_format=dataset.format, **options)[0].numpy()
+        picture = display(image.permute(1, 2, 0).numpy(), dataset.format)
+        rows.append((picture, colorize(mask.numpy(), colors), colorize(pred, colors)))
     return rows
 
 

@@ -123,7 +123,7 @@ def train_one_epoch(
         leave=False,
     ) as bar:
         for i, (images, masks) in enumerate(loader):
-            images, masks = to_device(images, masks, device, runtime.channels_last)
+            images, masks = to_device(images, masks, device, runtime.channels_last, loader.dataset.format)
             loss = train_step(
                 model, images, masks, optimizer, scaler, runtime.amp_dtype, class_weights, loss_name
             )
@@ -170,7 +170,8 @@ def evaluate(
     ) as bar:
         for i, (images, masks) in enumerate(loader):
             masks = masks.to(device, non_blocking=True).long()
-            for top, bottom, logits in band_logits(model, images, device, **options):
+            bands = band_logits(model, images, device, image_format=loader.dataset.format, **options)
+            for top, bottom, logits in bands:
                 rows = masks[:, top:bottom]
                 loss_sum += criterion(logits, rows, reduction="sum")
                 pixels += (rows != IGNORE_INDEX).sum()

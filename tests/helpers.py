@@ -311,3 +311,35 @@ def roboflow_mask_export(root: Path, counts: dict[str, int] | None = None, seed:
             mask = paint_objects(annotations, 48, 64, {1: 1, 2: 2})
             Image.fromarray(mask, mode="L").save(root / split / f"{name}_mask.png")
     return root
+
+
+def scientific_layout(root: Path, kind: str, count: int = 12, seed: int = 7) -> Path:
+    """The plain layout of scientific images, as microscopes and satellites write them: kind "grey16"
+    (16-bit grayscale PNGs holding a 12-bit signal), "bands4" (4-band uint16 TIFFs, band-interleaved by
+    tifffile) or "float" (1-band float32 TIFFs); masks/<id>.png 0/255, bright where the signal is."""
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    yy, xx = np.ogrid[:48, :64]
+    for k in range(count):
+        blobs = np.zeros((48, 64), dtype=bool)
+        for _ in range(3):
+            y, x = rng.integers(6, 42), rng.integers(6, 58)
+            blobs |= (yy - y) ** 2 + (xx - x) ** 2 < rng.integers(16, 60)
+        signal = np.where(blobs, 3000, 400) + rng.integers(0, 300, blobs.shape)  # 12-bit counts
+        if kind == "grey16":
+            Image.fromarray(signal.astype(np.uint16)).save(root / "images" / f"s{k:02d}.png")
+        elif kind == "bands4":
+            bands = np.stack([signal, signal // 2, 4095 - signal, rng.integers(0, 4096, blobs.shape)], -1)
+            tifffile.imwrite(
+                root / "images" / f"s{k:02d}.tif",
+                bands.astype(np.uint16),
+                photometric="minisblack",
+                planarconfig="contig",
+            )
+        else:
+            tifffile.imwrite(root / "images" / f"s{k:02d}.tif", (signal / 4095).astype(np.float32))
+        Image.fromarray(np.where(blobs, 255, 0).astype(np.uint8)).save(root / "masks" / f"s{k:02d}.png")
+    return root

@@ -34,7 +34,7 @@ def test_a_checkpoint_loads_its_model_classes_and_values(tmp_path):
     assert (
         names == ("membrane", "cell") and colors.shape == (2, 3) and checkpoint_values(checkpoint) == (0, 255)
     )
-    model, _, _, values = load_model(path, torch.device("cpu"))
+    model, _, _, values, _ = load_model(path, torch.device("cpu"))
     assert values == (0, 255) and not model.training
 
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from checkpoints import load_model  # noqa: E402
-from dataset import to_rgb  # noqa: E402
+from images import ImageFormat, check_channels, display, read_pixels, stored_size  # noqa: E402
 from inference import add_inference_flags, inference_options, predict_classes  # noqa: E402
-from layouts import IMAGE_SUFFIXES, colorize, palette, upright_size  # noqa: E402
+from layouts import IMAGE_SUFFIXES, colorize, palette  # noqa: E402
 from model import UNet  # noqa: E402
 from utils import (  # noqa: E402
     AMP_DTYPES,
@@ -74,11 +74,13 @@ def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
 
 
 @torch.no_grad()
-def predict(model: UNet, images: list[np.ndarray], device: torch.device, **options) -> list[np.ndarray]:
-    """Same-size RGB uint8 arrays HxWx3 -> class-index arrays HxW (uint8); options as
-    inference.band_logits (amp_dtype, channels_last, tile, scales, flip)."""
+def predict(
+    model: UNet, images: list[np.ndarray], device: torch.device, fmt: ImageFormat, **options
+) -> list[np.ndarray]:
+    """Same-size arrays H x W x C as images.read_pixels reads them -> class-index arrays HxW (uint8);
+    options as inference.band_logits (amp_dtype, channels_last, tile, scales, flip)."""
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    return list(predict_classes(model, batch, device, **options).numpy())
+    return list(predict_classes(model, batch, device, image_format=fmt, **options).numpy())
 
 
 def mask_image(classes: np.ndarray, colors: np.ndarray, values: tuple[int, ...]) -> Image.Image:
@@ -95,16 +97,17 @@ def mask_image(classes: np.ndarray, colors: np.ndarray, values: tuple[int, ...])
 
 
 def write_outputs(
-    image: np.ndarray,
+    picture: np.ndarray,
     classes: np.ndarray,
     colors: np.ndarray,
     values: tuple[int, ...],
     target: Path,
     overlay: bool,
 ) -> None:
+    """The mask, and with `overlay` the blend of `picture` (H x W x 3 uint8, images.display) and colours."""
     save_image_atomically(mask_image(classes, colors, values), target)
     if overlay:
-        blend = ((image.astype(np.uint16) + colorize(classes, colors)) // 2).astype(np.uint8)
+        blend = ((picture.astype(np.uint16) + colorize(classes, colors)) // 2).astype(np.uint8)
         save_image_atomically(Image.fromarray(blend), target.with_name(f"{target.stem}_overlay.png"))
 
 
@@ -113,7 +116,7 @@ def predict_files(args: argparse.Namespace) -> int:
     device = select_device(args.device, 0)
     amp_dtype = select_amp(args.amp, device)
     channels_last = select_channels_last("auto", amp_dtype)  # as main.py validates
-    model, _, colors, values = load_model(Path(args.checkpoint), device, channels_last)
+    model, _, colors, values, fmt = load_model(Path(args.checkpoint), device, channels_last)
     options = inference_options(args, amp_dtype, channels_last)
     images = find_images(Path(args.input))
     output = Path(args.output)
@@ -124,10 +127,11 @@ def predict_files(args: argparse.Namespace) -> int:
     sizes = {}
     for path in images:  # headers only: group equal sizes into batches without decoding everything first
         try:
-            with Image.open(path) as opened:
-                sizes[path] = upright_size(opened)
-        except OSError as error:
+            sizes[path] = stored_size(path)
+        except UserError as error:
             failed.append((path, str(error)))
+            continue
+        check_channels(path, fmt, f"checkpoint {args.checkpoint}")
     ordered = sorted(sizes, key=lambda p: (sizes[p], str(p)))
     batches = [
         group[i : i + args.batch_size]
@@ -139,22 +143,22 @@ def predict_files(args: argparse.Namespace) -> int:
         for batch in batches:
             decoded = []
             for path in batch:
-                try:
-                    with Image.open(path) as opened:  # upright, as the labelling tools showed it
-                        decoded.append((path, np.asarray(to_rgb(ImageOps.exif_transpose(opened)))))
-                except OSError as error:  # a header that reads but pixels that do not (truncated file)
+                try:  # upright, as the labelling tools showed it
+                    decoded.append((path, read_pixels(path, fmt)))
+                except UserError as error:  # a header that reads but pixels that do not (truncated file)
                     failed.append((path, str(error)))
                     bar.update(1)
             if decoded:
-                classes = predict(model, [pixels for _, pixels in decoded], device, **options)
+                classes = predict(model, [pixels for _, pixels in decoded], device, fmt, **options)
                 for (path, pixels), path_classes in zip(decoded, classes, strict=True):
-                    write_outputs(pixels, path_classes, colors, values, targets[path], args.overlay)
+                    picture = display(pixels, fmt)
+                    write_outputs(picture, path_classes, colors, values, targets[path], args.overlay)
                 bar.update(len(decoded))
 
     written = len(images) - len(failed)
     print(f"wrote {written} prediction(s) to {output}/" + (" with overlays" if args.overlay else ""))
-    for path, reason in failed:
-        print(f"error: cannot read {path}: {reason}", file=sys.stderr)
+    for _, reason in failed:
+        print(f"error: {reason}", file=sys.stderr)
     return 1 if failed else 0
 
 
