@@ -8,7 +8,8 @@ run, checking their classes against a data set, and building the U-Net they desc
 A checkpoint holds "model" (the state dict), "model_config" (UNet's arguments), "classes" (names,
 colours and mask values of the data set), "data" (the format recognised and its value rule), "image"
 (channels, dtype and normalisation of the images it takes), "args" (the run's flags) and, for
-training, "optimizer", "scheduler", "scaler", "epoch", "step" and "best_miou".
+training, "optimizer", "scheduler", "scaler", "epoch" (epochs done), "step", "best_miou" and
+"epoch_step" (batches of the next epoch done: a step checkpoint, on SIGTERM, Ctrl-C or --save_every).
 """
 
 from __future__ import annotations
@@ -71,15 +72,16 @@ def restore_training(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
-) -> tuple[int, int, float]:
+) -> tuple[int, int, float, int]:
     """Load the optimiser, schedule and grad scaler of a training checkpoint; returns (epochs done,
-    steps done, best val mean IoU), (0, 0, -1.0) for a new run."""
+    steps done, best val mean IoU, batches done of the next epoch: a step checkpoint's), (0, 0, -1.0, 0)
+    for a new run."""
     if not checkpoint or "optimizer" not in checkpoint:
-        return 0, 0, -1.0
+        return 0, 0, -1.0, 0
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     scaler.load_state_dict(checkpoint["scaler"])
-    return checkpoint["epoch"], checkpoint["step"], checkpoint["best_miou"]
+    return checkpoint["epoch"], checkpoint["step"], checkpoint["best_miou"], checkpoint.get("epoch_step", 0)
 
 
 def find_checkpoint(resume: str, run_dir: Path, layout: DataLayout) -> dict | None:

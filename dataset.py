@@ -346,11 +346,13 @@ class ShardSampler(Sampler[int]):
         self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0, min_images: int = 0
     ) -> None:
         self.size, self.rank, self.world_size = size, rank, world_size
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.skip = seed, 0, 0
         self.passes = max(1, -(-min_images // size)) if size else 1
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's order; its first `skip` indices (batches a step checkpoint holds) are not
+        given again."""
+        self.epoch, self.skip = epoch, skip
 
     def _indices(self) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -363,7 +365,7 @@ class ShardSampler(Sampler[int]):
         return order[self.rank * per_rank : (self.rank + 1) * per_rank]
 
     def __iter__(self):
-        return iter(self._indices())
+        return iter(self._indices()[self.skip :])
 
     def __len__(self) -> int:
         return self.size * self.passes // self.world_size
@@ -423,9 +425,11 @@ def make_loader(
     )
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Select the epoch's shuffle and augmentation draws; call before iterating a training loader."""
-    loader.sampler.set_epoch(epoch)
+def set_epoch(loader: DataLoader, epoch: int, skip_batches: int = 0) -> None:
+    """Select the epoch's shuffle and augmentation draws; call before iterating a training loader. The
+    first `skip_batches` batches are left out (done before a step checkpoint): the rest are the batches
+    an uninterrupted epoch gives, in its order and with its draws."""
+    loader.sampler.set_epoch(epoch, skip_batches * loader.batch_size)
     loader.dataset.set_epoch(epoch)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,13 +31,22 @@ from inference import add_inference_flags, inference_options
 from layouts import DataLayout, describe
 from model import UNet, fused_for_inference
 from records import RunRecords, eval_summary
-from training import NonFiniteLoss, evaluate, get_class_weights, train_one_epoch
+from training import (
+    Interruption,
+    NonFiniteLoss,
+    RunClock,
+    Stopped,
+    evaluate,
+    get_class_weights,
+    train_one_epoch,
+)
 from utils import (
     AMP_DTYPES,
     Runtime,
     UserError,
     amp_name,
     broadcast_buffers,
+    duration_seconds,
     exit_status,
     setup_runtime,
 )
@@ -64,6 +74,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         "DSB 2018, DRIVE, Cityscapes, ADE20K, ISBI 2012), images and masks that pair by name, or the plain "
         "layout (README: Train on your own data)",
     )
+    parser.add_argument(
+        "--split_dir",
+        help="a folder of split lists (<split>.txt, one id a line) that replace the data set's own: a "
+        "fixed train/val/test of a release without one (a run writes the lists it used to its splits/)",
+    )
     parser.add_argument("--save_dir", default="experiments/", help="checkpoints go to <save_dir>/<name>/")
     parser.add_argument(
         "--tensorboard_dir", default="runs/", help="TensorBoard logs go to <tensorboard_dir>/<name>/"
@@ -80,6 +95,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=(0.5, 2.0),
         metavar=("MIN", "MAX"),
         help="random scale range of training images",
+    )
+    parser.add_argument(
+        "--as_rgb",
+        action="store_true",
+        help="read every image as 8-bit RGB with ImageNet's normalisation, as photographs (grayscale "
+        "copied into 3 channels, 16-bit scaled to 8 bits), instead of as stored",
     )
     parser.add_argument(
         "--keep_alpha",
@@ -178,6 +199,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--resume", default="", help="checkpoint to continue from, or 'auto' for the run's last.pth"
     )
     parser.add_argument(
+        "--save_every",
+        type=duration_seconds,
+        default=0.0,
+        metavar="DURATION",
+        help="also write a step checkpoint (last.pth) this often (30m, 1h; 0 = only after each epoch, on "
+        "SIGTERM and on Ctrl-C): SIGKILL then loses at most that much",
+    )
+    parser.add_argument(
         "--eval_only", action="store_true", help="validate the --resume checkpoint and print JSON"
     )
     add_inference_flags(parser)
@@ -215,6 +244,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--tta applies to --eval_only (validation during training stays plain)")
     if args.eval_only and not args.resume:
         parser.error("--eval_only needs --resume PATH (the checkpoint to evaluate)")
+    if not args.resume and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
+        args.resume = "auto"  # torchrun restarted the group after a failure: continue, do not start over
     return args
 
 
@@ -227,7 +258,8 @@ def get_layout(args: argparse.Namespace, is_main: bool) -> DataLayout:
             raise UserError(f"tools/demo_data.py could not write {args.data_dir}: see its message above")
     if dist.is_initialized():
         dist.barrier()
-    return describe(args.data_dir)
+    layout = describe(args.data_dir)
+    return layout.with_split_lists(Path(args.split_dir)) if args.split_dir else layout
 
 
 def demo_is_ready(data_dir: str) -> bool:
@@ -240,10 +272,12 @@ def demo_is_ready(data_dir: str) -> bool:
 
 
 def get_image_format(args: argparse.Namespace, layout: DataLayout, checkpoint: dict | None) -> ImageFormat:
-    """The images' channels, dtype and normalisation: the checkpoint's when there is one, else from the
-    training images (images.image_format)."""
+    """The images' channels, dtype and normalisation: the checkpoint's when there is one, 8-bit RGB with
+    --as_rgb, else from the training images (images.image_format)."""
     if checkpoint:
         return ImageFormat.from_dict(checkpoint.get("image"))
+    if args.as_rgb:
+        return ImageFormat(rule="8-bit RGB, ImageNet mean and std (--as_rgb)")
     paths = [layout.image_path(i) for i in layout.split_ids(layout.train_split) if i in layout.images]
     return image_format(paths, args.keep_alpha)
 
@@ -366,7 +400,7 @@ def main(args: argparse.Namespace) -> None:
     optimizer = get_optimizer(model, args)
     scheduler = get_scheduler(optimizer, len(train_loader), args)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
-    start_epoch, step, best_miou = restore_training(checkpoint, optimizer, scheduler, scaler)
+    start_epoch, step, best_miou, epoch_step = restore_training(checkpoint, optimizer, scheduler, scaler)
     train_model = get_train_model(model, args, runtime)
     about = {
         "model_config": model_config,
@@ -389,12 +423,18 @@ def main(args: argparse.Namespace) -> None:
     )
     splits = records.write_splits(train_set, val_set)
     if is_main:
-        resumed_after = start_epoch if checkpoint else None
-        print(run_header(args.name, layout, (train_set, val_set), splits, runtime, model, resumed_after))
+        resumed_at = (start_epoch, epoch_step) if checkpoint else None
+        print(run_header(args.name, layout, (train_set, val_set), splits, runtime, model, resumed_at))
         print(report)
 
+    interruption = Interruption(args.save_every)  # SIGTERM and Ctrl-C stop after the step in progress
+    clock = RunClock(step, args.epochs * len(train_loader))
     for epoch in range(start_epoch, args.epochs):
         start = time.perf_counter()
+
+        def save_step(step: int, batches: int, epoch: int = epoch) -> None:
+            records.save_step(epoch, step, batches, model, optimizer, scheduler, scaler)
+
         step = train_one_epoch(
             train_model,
             optimizer,
@@ -409,6 +449,10 @@ def main(args: argparse.Namespace) -> None:
             step=step,
             print_freq=args.print_freq,
             log=records.log_train,
+            skip=epoch_step if epoch == start_epoch else 0,
+            interruption=interruption,
+            save_step=save_step,
+            clock=clock,
         )
         broadcast_buffers(model)  # every process now holds the checkpoint's BatchNorm statistics
         metrics = None
@@ -419,23 +463,28 @@ def main(args: argparse.Namespace) -> None:
                 epoch + 1, step, metrics, inference_model, val_set, runtime.device, **options
             )
         seconds = time.perf_counter() - start
-        records.end_epoch(epoch + 1, step, seconds, metrics, model, optimizer, scheduler, scaler)
+        records.end_epoch(
+            epoch + 1, step, seconds, metrics, model, optimizer, scheduler, scaler, clock.text(step)
+        )
+        if interruption.signal:  # caught during validation or the save: the epoch's checkpoint is written
+            raise Stopped(interruption.signal)
     records.close()
 
 
 def data_report(
     layout: DataLayout, pixel_counts: np.ndarray, loader: DataLoader, min_epoch_images: int
 ) -> str:
-    """The lines after the run header: how mask values became classes, each class's share of the training
-    pixels, warnings, and how many passes an epoch is. UserError for masks of one class."""
+    """The lines after the run header: how mask values became classes (and the format's notes), each
+    class's share of the training pixels, warnings, the images' format, and how many passes an epoch
+    is. UserError for masks of one class."""
     pixels_line, warnings = pixel_report(layout, pixel_counts, loader.dataset.split)
     fmt = loader.dataset.format
     lines = [
         f"mask values: {layout.value_rule}",
         *layout.notes,
-        f"images: {fmt.rule}",
         pixels_line,
         *warnings,
+        f"images: {fmt.rule}",
     ]
     if loader.sampler.passes > 1:
         lines.append(
@@ -452,7 +501,7 @@ def run_header(
     splits: Path,
     runtime: Runtime,
     model: torch.nn.Module,
-    resumed_after: int | None,
+    resumed_at: tuple[int, int] | None,
 ) -> str:
     """The run's first line: data (train and val sets), device, precision, processes, model size, and
     the epoch a resumed run continues after (None: a new run)."""
@@ -464,8 +513,12 @@ def run_header(
         f"{train_set.split} / {len(val_set)} {val_set.split} images{held_out}, lists in {splits}/; "
         f"{runtime.device}, amp {amp_name(runtime.amp_dtype)}, channels_last {runtime.channels_last}, "
         f"{runtime.world_size} process(es), {parameters:.2f} M parameters"
-        + (f", resuming after epoch {resumed_after}" if resumed_after is not None else "")
+        + (f", resuming {resumed_text(*resumed_at)}" if resumed_at is not None else "")
     )
+
+
+def resumed_text(epochs_done: int, batches: int) -> str:
+    return f"in epoch {epochs_done + 1} after its step {batches}" if batches else f"after epoch {epochs_done}"
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -479,6 +532,12 @@ def cli(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    except Stopped as error:
+        print(
+            f"\nstopped by {error}: last.pth holds the step in progress; continue with --resume auto",
+            file=sys.stderr,
+        )
+        return 143 if str(error) == "SIGTERM" else 130
     except KeyboardInterrupt:
         print(
             "\ninterrupted: last.pth holds the last finished epoch; continue with --resume auto",

@@ -169,12 +169,14 @@ class RunRecords:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         scaler: torch.amp.GradScaler,
+        run_time: str = "",
     ) -> None:
         """After `epoch` epochs (validated when metrics is given): last.pth, best.pth when val mean IoU
-        improved (a hard link to the same file), and the epoch's console line."""
+        improved (a hard link to the same file), and the epoch's console line (with the whole run's
+        elapsed and remaining time)."""
         if not self.enabled:
             return
-        line = f"epoch {epoch}/{self.epochs}  {seconds:.0f}s"
+        line = f"epoch {epoch}/{self.epochs}  {seconds:.0f}s" + (f"  (run: {run_time})" if run_time else "")
         is_best = metrics is not None and metrics["mean_iou"] > self.best_miou
         if metrics is not None:
             line += (
@@ -188,13 +190,33 @@ class RunRecords:
             self.best_miou = metrics["mean_iou"]
             line += "  (best)"
         best = [self.run_dir / "best.pth"] if is_best else []
-        progress = {"epoch": epoch, "step": step, "best_miou": self.best_miou}
+        progress = {"epoch": epoch, "step": step, "best_miou": self.best_miou, "epoch_step": 0}
         # One write; best.pth a hard link to it.
         save_training_checkpoint(
             [*best, self.run_dir / "last.pth"], model, self.about, optimizer, scheduler, scaler, progress
         )
         self.writer.flush()
         tqdm.write(line)
+
+    def save_step(
+        self,
+        epochs_done: int,
+        step: int,
+        batches: int,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+    ) -> None:
+        """A step checkpoint in last.pth: `batches` of epoch epochs_done + 1 done, `step` in all;
+        --resume auto continues with the next batch."""
+        if not self.enabled:
+            return
+        progress = {"epoch": epochs_done, "step": step, "best_miou": self.best_miou, "epoch_step": batches}
+        save_training_checkpoint(
+            [self.run_dir / "last.pth"], model, self.about, optimizer, scheduler, scaler, progress
+        )
+        self.writer.flush()
 
     def close(self) -> None:
         """Close the TensorBoard files and print where everything is."""

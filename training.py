@@ -4,6 +4,8 @@ plus soft Dice), class weights, one optimisation step, one epoch, and validation
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -70,6 +72,60 @@ class NonFiniteLoss(Exception):
     pass
 
 
+class Stopped(Exception):
+    """The run stopped on a signal after writing a step checkpoint; args: the signal's name."""
+
+
+class Interruption:
+    """SIGTERM (what SLURM, Kubernetes and cloud preemption send) and Ctrl-C, caught to stop after the
+    step in progress, and the --save_every timer. A second signal stops at once."""
+
+    def __init__(self, save_every: float = 0.0) -> None:
+        self.save_every, self.last_save, self.signal = save_every, time.monotonic(), ""
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._caught)
+
+    def _caught(self, number: int, frame: object) -> None:
+        if self.signal:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(number).name
+
+    def due(self, synced: bool) -> tuple[bool, bool]:
+        """(write a step checkpoint now, then stop): every process agrees, deciding at `synced` steps
+        only under torch.distributed (there a host sync is already made; elsewhere every step)."""
+        timer = bool(self.save_every) and time.monotonic() - self.last_save >= self.save_every
+        flags = torch.tensor([bool(self.signal), timer], dtype=torch.int32)
+        if dist.is_initialized():
+            if not synced:
+                return False, False
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        stop, save = bool(flags[0]), bool(flags[1])
+        return stop or save, stop
+
+    def saved(self) -> None:
+        self.last_save = time.monotonic()
+
+
+class RunClock:
+    """Elapsed and remaining wall time of the whole run, from the steps done since it (re)started."""
+
+    def __init__(self, start_step: int, total_steps: int) -> None:
+        self.start_step, self.total_steps, self.started = start_step, total_steps, time.monotonic()
+
+    def text(self, step: int) -> str:
+        elapsed = time.monotonic() - self.started
+        done = step - self.start_step
+        left = elapsed / done * (self.total_steps - step) if done > 0 else None
+        return f"{duration(elapsed)} elapsed, {duration(left) if left is not None else '?'} left"
+
+
+def duration(seconds: float) -> str:
+    """Seconds as h:mm:ss (or m:ss under an hour)."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def train_step(
     model: torch.nn.Module,
     images: torch.Tensor,
@@ -105,24 +161,32 @@ def train_one_epoch(
     step: int,
     print_freq: int,
     log: Callable[[int, float, float], None],
+    skip: int = 0,
+    interruption: Interruption | None = None,
+    save_step: Callable[[int, int], None] | None = None,
+    clock: RunClock | None = None,
 ) -> int:
-    """One pass over the training loader; returns the global step. Reads the loss back from the device
-    only every print_freq steps, so the step never waits for the host; log(step, loss, lr) then."""
+    """One pass over the training loader (its first `skip` batches left out: done before a step
+    checkpoint); returns the global step. Reads the loss back from the device only every print_freq
+    steps, so the step never waits for the host; log(step, loss, lr) then. When `interruption` says so
+    after a step, save_step(step, batches done this epoch) writes a step checkpoint, and on a signal the
+    epoch ends there with Stopped."""
     model.train()
-    set_epoch(loader, epoch)
+    set_epoch(loader, epoch, skip)
     device = runtime.device
     running = torch.zeros((), device=device)
     first_bad_step = torch.full((), -1, device=device, dtype=torch.long)  # found without a host sync
     total = len(loader) * loader.batch_size * runtime.world_size
     with tqdm(
         total=total,
+        initial=skip * loader.batch_size * runtime.world_size,
         desc=f"train {epoch + 1}/{epochs}",
         unit="img",
         disable=runtime.rank != 0,
         dynamic_ncols=True,
         leave=False,
     ) as bar:
-        for i, (images, masks) in enumerate(loader):
+        for i, (images, masks) in enumerate(loader, start=skip):
             images, masks = to_device(images, masks, device, runtime.channels_last, loader.dataset.format)
             loss = train_step(
                 model, images, masks, optimizer, scaler, runtime.amp_dtype, class_weights, loss_name
@@ -132,13 +196,22 @@ def train_one_epoch(
             running += loss
             first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
             bar.update(len(images) * runtime.world_size)
-            if (i + 1) % print_freq == 0 or i + 1 == len(loader):
+            synced = (i + 1) % print_freq == 0 or i + 1 == len(loader)
+            if synced:
                 check_finite(first_bad_step, epoch)
                 mean_loss = running.item() / (i % print_freq + 1)
                 running.zero_()
                 lr = optimizer.param_groups[0]["lr"]
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+                run = {"run": clock.text(step)} if clock else {}
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", **run)
                 log(step, mean_loss, lr)
+            save, stop = interruption.due(synced) if interruption else (False, False)
+            if stop or (save and i + 1 < len(loader)):  # at the epoch's end, its own checkpoint follows
+                check_finite(first_bad_step, epoch)
+                save_step(step, i + 1)
+                interruption.saved()
+            if stop:  # even after the last batch: resuming then validates the epoch, as the run would have
+                raise Stopped(interruption.signal)
     return step
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import random
@@ -30,6 +31,24 @@ def user_error_message(error: UserError) -> str:
     if "Traceback" in message:
         message = message.splitlines()[-1].split(": ", 1)[-1]
     return message
+
+
+def duration_seconds(text: str) -> float:
+    """A duration flag's type: "90s", "20m", "1.5h", "1h30m" (or plain seconds) -> seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    total, number = 0.0, ""
+    try:
+        for char in text.strip().lower():
+            if char in units:
+                total, number = total + float(number) * units[char], ""
+            else:
+                number += char
+        total += float(number) if number else 0.0
+    except ValueError:
+        total = -1.0
+    if total < 0 or not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write it as 90s, 20m, 1.5h or 1h30m")
+    return total
 
 
 def exit_status(command: Callable[[], int | None]) -> int:
@@ -64,7 +83,13 @@ def init_distributed() -> tuple[int, int, int]:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend)
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if restart == "0":
+        dist.init_process_group(backend)
+    else:  # torchrun's store outlives a failed group: keys of its own, not the dead processes' addresses
+        store, _, _ = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"restart{restart}/", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
     return rank, local_rank, world_size
 
 

@@ -17,7 +17,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -145,6 +145,25 @@ class DataLayout:
     def about(self) -> dict:
         """What was recognised, as plain values, for the checkpoint."""
         return {"format": self.kind, "root": str(self.root), "value_rule": self.value_rule}
+
+    def with_split_lists(self, folder: Path) -> DataLayout:
+        """This data set with the splits listed in `folder` (<split>.txt, one id a line) in place of its
+        own: a fixed split of a release that has none. UserError naming a list and the ids the data set
+        does not hold."""
+        lists = sorted(folder.glob("*.txt")) if folder.is_dir() else []
+        if not lists:
+            raise UserError(f"--split_dir {folder} holds no <split>.txt lists: write train.txt and val.txt")
+        given = {path.stem: read_list(path) for path in lists}
+        for path in lists:
+            unknown = [i for i in given[path.stem] if i not in self.images]
+            if unknown:
+                raise UserError(
+                    f"{path} lists {len(unknown)} id(s) that {self.root} does not hold, e.g. "
+                    f"{', '.join(unknown[:3])}: list ids as the run's splits/ folder writes them"
+                )
+        hold_out = self.hold_out and not {self.train_split, "val"} & given.keys()
+        missing = partial(_no_list, list_dir=folder, train_split=self.train_split)
+        return replace(self, splits={**self.splits, **given}, hold_out=hold_out, missing_split=missing)
 
     def split_ids(self, split: str) -> list[str]:
         """The ids of `split`: the release's, or with hold_out, VAL_FRACTION of the train split held out

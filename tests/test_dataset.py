@@ -414,3 +414,11 @@ def test_a_mask_drawn_on_the_stored_pixels_of_a_turned_photo_names_exif(tmp_path
         UserError, match=r"s01\.png is 64x48 but image .*s01\.jpg is 48x64 upright \(its EXIF"
     ):
         VOCSegmentation(root, "train", train=False).scan_masks()
+
+
+def test_a_resumed_epoch_gives_the_rest_of_the_same_order():
+    sampler = ShardSampler(40, seed=3, min_images=100)
+    sampler.set_epoch(5)
+    whole = list(sampler)
+    sampler.set_epoch(5, skip=24)
+    assert list(sampler) == whole[24:] and len(whole) == 120

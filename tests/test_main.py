@@ -1,9 +1,11 @@
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,6 +180,59 @@ def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, prep
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
 
 
+def assert_same_weights(a_path, b_path):
+    a, b = torch.load(a_path, weights_only=True), torch.load(b_path, weights_only=True)
+    assert b["epoch"] == a["epoch"] and b["step"] == a["step"] and b["epoch_step"] == 0
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_writes_the_step_and_resuming_gives_the_same_weights(tmp_path, prepared_demo):
+    data = prepared_demo
+    slower = "--deterministic --batch_size 2 --base_channels 8 --crop_size 64".split()  # 12 steps an epoch
+    whole = train(data, tmp_path, *slower, name="whole")
+    assert whole.returncode == 0, whole.stderr
+
+    process = start_until_progress_in_epoch(main_command(data, tmp_path, *slower, name="term"), epoch=2)
+    assert process.poll() is None, "the run ended before it could be stopped in epoch 2"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert b"stopped by SIGTERM" in stderr and b"--resume auto" in stderr and b"Traceback" not in stderr
+    last = tmp_path / "exp/term/last.pth"
+    stopped = torch.load(last, weights_only=True)
+    assert stopped["epoch"] == 1 and 0 < stopped["epoch_step"] <= 12  # in epoch 2, at the step in progress
+
+    resumed = train(data, tmp_path, *slower, "--resume", "auto", name="term")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming in epoch 2 after its step {stopped['epoch_step']}" in resumed.stdout
+    assert_same_weights(tmp_path / "exp/whole/last.pth", last)
+    lines = (tmp_path / "exp/term/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+@pytest.mark.slow
+def test_save_every_bounds_what_sigkill_loses_and_the_resume_is_exact(tmp_path, prepared_demo):
+    data = prepared_demo
+    slower = "--deterministic --batch_size 2 --base_channels 8 --crop_size 64 --epochs 1".split()
+    whole = train(data, tmp_path, *slower, name="whole")
+    assert whole.returncode == 0, whole.stderr
+
+    last = tmp_path / "exp/killed/last.pth"
+    command = main_command(data, tmp_path, *slower, "--save_every", "0.2s", name="killed")
+    process = start_until_first_checkpoint(
+        command, last, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = torch.load(last, weights_only=True)
+    assert saved["epoch"] == 0 and saved["epoch_step"] > 0  # a step checkpoint, written on the timer
+    resumed = train(data, tmp_path, *slower, "--resume", "auto", name="killed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(tmp_path / "exp/whole/last.pth", last)
+
+
 TORCHRUN = [sys.executable, *"-m torch.distributed.run --nproc_per_node 2 --master_port 29517".split()]
 
 
@@ -194,6 +249,40 @@ def test_torchrun_training_logs_the_numbers_of_the_model_it_saves(tmp_path, prep
     )  # fmt: skip
     assert saved.returncode == 0, saved.stderr
     assert logged["mean_iou"] == last_json(saved.stdout)["mean_iou"]  # rank 0's BatchNorm statistics
+
+
+def worker_pid(run_name: str, rank: int) -> int | None:
+    """The pid of the main.py process of `rank` in run `run_name` (read from /proc), or None."""
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"main.py" in cmdline and run_name.encode() in cmdline and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.slow
+def test_torchrun_restarts_a_group_whose_worker_died_and_it_continues_by_itself(tmp_path, prepared_demo):
+    last = tmp_path / "exp/elastic/last.pth"
+    command = main_command(prepared_demo, tmp_path, *"--epochs 3 --batch_size 2".split(), name="elastic")
+    restarts = [*TORCHRUN[:-2], "--master_port", "29519", "--max-restarts", "1"]
+    process = subprocess.Popen(
+        [*restarts, *command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)  # epoch 1 is saved: the group is in epoch 2
+    pid = worker_pid(str(tmp_path / "exp"), rank=1)
+    assert pid is not None and process.poll() is None, "no worker to kill in epoch 2"
+    os.kill(pid, signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "resuming after epoch" in stdout or "resuming in epoch" in stdout  # no --resume was given
+    finished = torch.load(last, weights_only=True)
+    assert finished["epoch"] == 3 and finished["step"] == 3 * 24 // (2 * 2)
 
 
 @pytest.mark.slow

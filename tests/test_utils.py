@@ -1,10 +1,11 @@
+import argparse
 import os
 
 import pytest
 import torch
 
 import utils
-from utils import save_atomically
+from utils import duration_seconds, save_atomically
 
 
 def test_save_atomically_writes_once_and_links(tmp_path):
@@ -47,3 +48,16 @@ def test_save_atomically_keeps_the_old_files_when_writing_fails(tmp_path, monkey
     assert torch.load(best, weights_only=True) == {"epoch": 1}
     assert torch.load(last, weights_only=True) == {"epoch": 1}
     assert sorted(os.listdir(tmp_path)) == ["best.pth", "last.pth"]  # the half-written file is gone
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [("90s", 90), ("20m", 1200), ("1.5h", 5400), ("1h30m", 5400), ("45", 45)]
+)
+def test_a_duration_is_read_in_seconds(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "m", "-5m"])
+def test_a_text_that_is_no_duration_is_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a duration"):
+        duration_seconds(text)
