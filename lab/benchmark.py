@@ -2,6 +2,7 @@
 
 python lab/benchmark.py voc     tools/voc.py against the reference converter
 python lab/benchmark.py data    dataset.py against a torchvision-references-style pipeline
+python lab/benchmark.py depth   dataset.py on 3-channel 8-bit and 1-channel 16-bit versions of one set
 python lab/benchmark.py model   the training step and validation at several precisions and formats
 python lab/benchmark.py train   the data pipeline alone, end to end, and the model step alone
 python lab/benchmark.py cpu     whole main.py runs on a CPU against a plain fp32 NCHW loop
@@ -33,10 +34,11 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import SegmentationDataset, make_loader, set_epoch, to_device  # noqa: E402
+from images import image_format  # noqa: E402
 from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, describe  # noqa: E402
 from metrics import ConfusionMatrix  # noqa: E402
 from model import UNet  # noqa: E402
-from tools.demo_data import make_demo_data, make_prepared_tree, make_sbd_tree  # noqa: E402
+from tools.demo_data import draw_sample, make_demo_data, make_prepared_tree, make_sbd_tree  # noqa: E402
 from tools.voc import prepare  # noqa: E402
 from training import train_step  # noqa: E402
 from utils import AMP_DTYPES, IMAGENET_MEAN, IMAGENET_STD, UserError, exit_status, select_device  # noqa: E402
@@ -247,6 +249,51 @@ def bench_data(args: argparse.Namespace) -> dict:
         row["speed-up"] = round(row["images/s per worker"] / rows[0]["images/s per worker"], 2)
     print_table(rows)
     return {"benchmark": "data", "images": len(ds), "rows": rows}
+
+
+def make_depth_trees(root: Path, images: int, seed: int = 0) -> dict[str, Path]:
+    """The same drawings at VOC's 500x375 as two plain layouts: 3-channel 8-bit PNGs, and 1-channel 16-bit
+    PNGs (their grey level times 257 plus noise: a 16-bit microscope's range)."""
+    rng = np.random.default_rng(seed)
+    trees = {kind: root / kind for kind in ("rgb8", "grey16")}
+    for tree in trees.values():
+        (tree / "images").mkdir(parents=True)
+        (tree / "masks").mkdir()
+    for k in range(images):
+        image, mask = draw_sample(rng, [int(c) for c in rng.integers(1, 5, size=3)])
+        image = np.asarray(Image.fromarray(image).resize((500, 375), Image.BILINEAR))
+        mask = np.asarray(Image.fromarray(mask).resize((500, 375), Image.NEAREST))
+        grey = image.mean(-1) * 257 + rng.integers(0, 257, image.shape[:2])
+        Image.fromarray(image).save(trees["rgb8"] / "images" / f"{k:05d}.png")
+        Image.fromarray(np.clip(grey, 0, 65535).astype(np.uint16)).save(
+            trees["grey16"] / "images" / f"{k:05d}.png"
+        )
+        for tree in trees.values():
+            Image.fromarray(np.where(mask == 255, 0, mask).astype(np.uint8)).save(
+                tree / "masks" / f"{k:05d}.png"
+            )
+    return trees
+
+
+def bench_depth(args: argparse.Namespace) -> dict:
+    """Images/s of one process (one loader worker's work) at the training crop, on 3-channel 8-bit and
+    1-channel 16-bit versions of the same images, each read in its own format (images.image_format)."""
+    torch.set_num_threads(1)  # a loader worker runs single-threaded
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, tree in make_depth_trees(Path(tmp), args.images).items():
+            layout = describe(tree)
+            fmt = image_format([layout.image_path(i) for i in layout.all_ids()])
+            dataset = SegmentationDataset(
+                layout, "train", train=True, crop_size=args.crop_size, image_format=fmt
+            )
+            run = lambda dataset=dataset: [dataset[i] for i in range(len(dataset))]  # noqa: E731
+            run()  # warm the file cache and the code paths
+            seconds = min(timed_seconds(run) for _ in range(args.repeats))
+            rows.append({"images": kind, "format": fmt.rule.split(";")[0], "crop": args.crop_size,
+                         "images/s per worker": round(len(dataset) / seconds, 1)})  # fmt: skip
+    print_table(rows)
+    return {"benchmark": "depth", "rows": rows}
 
 
 # model: the training step and validation at several settings
@@ -710,6 +757,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     data.add_argument("--images", type=int, default=200, help="number of generated 500x375 images")
     data.add_argument("--crop_size", type=int, default=320)
     data.add_argument("--repeats", type=int, default=3, help="best of this many passes")
+    depth = sub.add_parser("depth", help="dataset.py on 3-channel 8-bit and 1-channel 16-bit images")
+    depth.add_argument("--images", type=int, default=200, help="number of generated 500x375 images")
+    depth.add_argument("--crop_size", type=int, default=320)
+    depth.add_argument("--repeats", type=int, default=3, help="best of this many passes")
     for name, help_text in (("model", "model step alone"), ("train", "data pipeline, end to end, model")):
         mode = sub.add_parser(name, help=help_text)
         mode.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -772,6 +823,7 @@ def main() -> None:
         "plain": bench_plain,
         "coco": bench_coco,
         "start": bench_start,
+        "depth": bench_depth,
     }
     if args.command == "plain":  # started by `cpu`, which holds the lock
         result = modes[args.command](args)

@@ -109,7 +109,7 @@ def test_the_onnx_example_runs_an_exported_model(tmp_path, monkeypatch):
 
     from model import UNet
 
-    example = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "onnxruntime" in b)
+    example = next(b for b in re.findall(r"```python\n(.*?)```", DOCS, re.S) if "onnxruntime" in b)
     config = {"in_channels": 3, "num_classes": 21, "base_channels": 4}
     torch.save({"model": UNet(**config).state_dict(), "model_config": config}, tmp_path / "best.pth")
     checkpoint, output = tmp_path / "best.pth", tmp_path / "model.onnx"
