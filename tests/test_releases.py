@@ -245,3 +245,25 @@ def test_a_release_trains_evaluates_and_predicts_in_its_own_values(tmp_path, nam
     with Image.open(tmp_path / "out" / f"{image.stem}.png") as mask:
         assert mask.size == Image.open(image).size
         assert set(np.unique(np.array(mask)).tolist()) <= set(layout.mask_values)
+
+
+def test_split_lists_of_ones_own_replace_a_release_s_held_out_val(tmp_path):
+    data, truth = releases.kvasir_seg(tmp_path / "k")
+    ids = sorted(truth)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for split, part in (("train", ids[:8]), ("val", ids[8:10]), ("test", ids[10:])):
+        (lists / f"{split}.txt").write_text("".join(f"{i}\n" for i in part))
+    layout = describe(data).with_split_lists(lists)
+    assert not layout.hold_out
+    assert [layout.split_ids(s) for s in ("train", "val", "test")] == [ids[:8], ids[8:10], ids[10:]]
+
+
+def test_a_split_list_naming_an_id_the_release_lacks_is_refused(tmp_path):
+    data, _ = releases.kvasir_seg(tmp_path / "k")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.txt").write_text("no_such_polyp\n")
+    with pytest.raises(
+        UserError, match=r"train\.txt lists 1 id\(s\) that .* does not hold, e\.g\. no_such_polyp"
+    ):
+        describe(data).with_split_lists(tmp_path / "lists")
