@@ -267,3 +267,13 @@ def test_a_split_list_naming_an_id_the_release_lacks_is_refused(tmp_path):
         UserError, match=r"train\.txt lists 1 id\(s\) that .* does not hold, e\.g\. no_such_polyp"
     ):
         describe(data).with_split_lists(tmp_path / "lists")
+
+
+@pytest.mark.slow
+def test_a_partial_download_stops_main_with_exit_2_before_anything_is_written(tmp_path):
+    data, _ = releases.drive(tmp_path / "download")
+    (data / "DRIVE" / "training" / "1st_manual" / "25_manual1.gif").unlink()
+    result = run_script(*main_command(data, tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "25_manual1.gif not found: this looks like DRIVE" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "tb").exists()
