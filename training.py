@@ -93,13 +93,14 @@ class Interruption:
     def due(self, synced: bool) -> tuple[bool, bool]:
         """(write a step checkpoint now, then stop): every process agrees, deciding at `synced` steps
         only under torch.distributed (there a host sync is already made; elsewhere every step)."""
-        timer = bool(self.save_every) and time.monotonic() - self.last_save >= self.save_every
-        flags = torch.tensor([bool(self.signal), timer], dtype=torch.int32)
-        if dist.is_initialized():
-            if not synced:
-                return False, False
+        if dist.is_initialized() and not synced:
+            return False, False
+        stop = bool(self.signal)
+        save = bool(self.save_every) and time.monotonic() - self.last_save >= self.save_every
+        if dist.is_initialized():  # a tensor only where the processes must agree
+            flags = torch.tensor([stop, save], dtype=torch.int32)
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        stop, save = bool(flags[0]), bool(flags[1])
+            stop, save = bool(flags[0]), bool(flags[1])
         return stop or save, stop
 
     def saved(self) -> None:

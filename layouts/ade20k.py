@@ -18,6 +18,7 @@ from layouts.core import (
     incomplete,
     no_split,
     paired_ids,
+    single_files,
     value_decoder,
 )
 from utils import UserError
@@ -58,7 +59,7 @@ def find(root: Path) -> DataLayout | None:
         )
         splits[split] = tuple(paired_ids(these, found, image_dir, mask_dir))
         images |= these
-        masks |= {i: (p,) for i, p in found.items()}
+        masks |= single_files(found)
     values = tuple(range(1, 151))
     rule = "value k -> class k-1 (objectInfo150.txt), 0 (other) -> void"
     fix = "ADE20K's annotations hold 0-150: download ADEChallengeData2016 again"

@@ -449,14 +449,7 @@ def incomplete(missing: Path, release: str, holds: str) -> UserError:
 def mask_files(mask_dir: Path) -> dict[str, Path]:
     """id -> mask file in mask_dir: <id>.<ext> or <id>_mask.<ext>, lossless formats or JPEG (read if
     binary)."""
-    paths = files_in(mask_dir, MASK_SUFFIXES | LOSSY_SUFFIXES)
-    found: dict[str, Path] = {}
-    for path in paths:
-        image_id = path.stem.removesuffix(MASK_TAG)
-        if image_id in found:
-            raise UserError(f"{found[image_id]} and {path} are masks of the same id: keep one of them")
-        found[image_id] = path
-    return found
+    return by_stem(files_in(mask_dir, MASK_SUFFIXES | LOSSY_SUFFIXES), MASK_TAG, "mask")
 
 
 def discovered_classes(

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from layouts.core import DataLayout, by_stem, files_in, mapping_text, no_split, paired_ids, value_decoder
+from layouts.core import (
+    DataLayout,
+    by_stem,
+    files_in,
+    mapping_text,
+    no_split,
+    paired_ids,
+    single_files,
+    value_decoder,
+)
 
 EXPECTS = "LoveDA (Train/Urban/images_png/, masks_png/)"
 NAMES = ("background", "building", "road", "water", "barren", "forest", "agriculture")
@@ -43,7 +52,7 @@ def find(root: Path) -> DataLayout | None:
             found = by_stem(files_in(mask_dir, {".png"}), what="mask")
             ids += paired_ids(these, found, image_dir, mask_dir)
             images |= these
-            masks |= {i: (p,) for i, p in found.items()}
+            masks |= single_files(found)
         if ids:
             splits[split] = tuple(ids)
     fix = "LoveDA's masks hold 0-7: download the release again"

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from layouts.core import VOC_PALETTE, DataLayout, by_stem, files_in, incomplete, no_split, value_decoder
+from layouts.core import (
+    VOC_PALETTE,
+    DataLayout,
+    by_stem,
+    files_in,
+    incomplete,
+    no_split,
+    single_files,
+    value_decoder,
+)
 
 EXPECTS = "Oxford-IIIT Pet (images/ and annotations/trimaps/)"
 NAMES, VALUES = ("background", "pet"), (2, 1)
@@ -52,7 +61,7 @@ def find(root: Path) -> DataLayout | None:
         VALUES,
         RULE,
         images=images,
-        masks={i: (p,) for i, p in masks.items()},
+        masks=single_files(masks),
         splits=splits,
         decode=value_decoder(VALUES, RULE, fix, void=(3,)),
         fix=fix,
