@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +32,10 @@ from images import ImageFormat, image_format
 from inference import add_inference_flags, inference_options
 from layouts import DataLayout, describe
 from model import UNet, fused_for_inference
+from planning import Choice, data_choices, data_facts, flag_line, recipe_text, seconds_per_step, width_choice
 from records import RunRecords, eval_summary
-from training import (
-    Interruption,
-    NonFiniteLoss,
-    RunClock,
-    Stopped,
-    evaluate,
-    get_class_weights,
-    train_one_epoch,
-)
+from schedule import PlanKeeper, budget_plan, clock_time, epochs_plan, plan_from_state, scheduler
+from training import Interruption, NonFiniteLoss, Stopped, evaluate, get_class_weights, train_one_epoch
 from utils import (
     AMP_DTYPES,
     Runtime,
@@ -48,11 +44,34 @@ from utils import (
     broadcast_buffers,
     duration_seconds,
     exit_status,
+    process_age,
     setup_runtime,
+    write_text_atomically,
 )
 
 ROOT = Path(__file__).resolve().parent
 DEMO_RECIPE = ROOT / "recipes" / "demo.txt"
+NOT_RECIPE = {
+    "help",
+    "name",
+    "save_dir",
+    "tensorboard_dir",
+    "resume",
+    "eval_only",
+    "demo",
+    "epochs",
+}  # not in recipe.txt
+
+
+@dataclass(frozen=True)
+class Command:
+    """How main.py was called: for --time's planned recipe (flags given win; a recipe file plans none)
+    and for its wall-time budget (counted from the command's start)."""
+
+    given: frozenset[str] = frozenset()  # argparse destinations given on the command line or in a recipe
+    recipe: bool = True  # a recipe file (@file, or --demo's) is in use
+    text: str = "python main.py"
+    started: float = field(default_factory=time.monotonic)
 
 
 def recipe_line(line: str) -> list[str]:
@@ -199,6 +218,15 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--resume", default="", help="checkpoint to continue from, or 'auto' for the run's last.pth"
     )
     parser.add_argument(
+        "--time",
+        type=duration_seconds,
+        default=0.0,
+        metavar="DURATION",
+        help="a wall-time budget (20m, 1.5h): the run plans its steps (and --epochs, --val_every) to end "
+        "in it, validation included; without a recipe file it also plans the flags not given, prints "
+        "why, and writes them to <save_dir>/<name>/recipe.txt (docs/results/planned.md)",
+    )
+    parser.add_argument(
         "--save_every",
         type=duration_seconds,
         default=0.0,
@@ -244,6 +272,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--tta applies to --eval_only (validation during training stays plain)")
     if args.eval_only and not args.resume:
         parser.error("--eval_only needs --resume PATH (the checkpoint to evaluate)")
+    if args.time and args.eval_only:
+        parser.error("--time plans a training run: drop it with --eval_only")
     if not args.resume and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
         args.resume = "auto"  # torchrun restarted the group after a failure: continue, do not start over
     return args
@@ -356,22 +386,8 @@ def get_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.opt
     return torch.optim.AdamW(groups, lr=args.lr, fused=True)
 
 
-def get_scheduler(
-    optimizer: torch.optim.Optimizer, steps_per_epoch: int, args: argparse.Namespace
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over --warmup_epochs, then poly decay to 0 at the last step."""
-    total = max(1, args.epochs * steps_per_epoch)
-    warmup = min(int(args.warmup_epochs * steps_per_epoch), total - 1)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, 1 - (step - warmup) / (total - warmup)) ** args.poly_power
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace, command: Command | None = None) -> None:
+    command = command or Command()
     runtime = setup_runtime(
         args.device, args.amp, args.channels_last, args.num_workers, args.seed, args.deterministic
     )
@@ -382,6 +398,7 @@ def main(args: argparse.Namespace) -> None:
     if args.resume == "auto" and checkpoint is None and is_main:
         print(f"--resume auto: no {run_dir / 'last.pth'} yet, starting a new run")
     fmt = get_image_format(args, layout, checkpoint)
+    planned = plan_recipe(args, command, layout, fmt, runtime, checkpoint)
     model, model_config = get_model(args, layout.num_classes, fmt.channels, checkpoint, runtime)
     options = inference_options(args, runtime.amp_dtype, runtime.channels_last)
     val_set = get_val_dataset(layout, args, fmt)
@@ -398,9 +415,11 @@ def main(args: argparse.Namespace) -> None:
     report = data_report(layout, pixel_counts, train_loader, args.min_epoch_images)
     class_weights = get_class_weights(pixel_counts[:, :-1], args.class_weights, runtime.device)
     optimizer = get_optimizer(model, args)
-    scheduler = get_scheduler(optimizer, len(train_loader), args)
+    keeper = get_plan(args, command, checkpoint, train_loader, val_set)
+    lr_scheduler = scheduler(optimizer, keeper)  # the keeper's plan: linear warm-up, then poly decay
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
-    start_epoch, step, best_miou, epoch_step = restore_training(checkpoint, optimizer, scheduler, scaler)
+    start_epoch, step, best_miou, epoch_step = restore_training(checkpoint, optimizer, lr_scheduler, scaler)
+    keeper.start = keeper.window = (step, time.monotonic())
     train_model = get_train_model(model, args, runtime)
     about = {
         "model_config": model_config,
@@ -408,67 +427,189 @@ def main(args: argparse.Namespace) -> None:
         "data": layout.about(),
         "image": fmt.as_dict(),
         "args": vars(args),
+        "planned": [choice.dest for choice in planned],
     }
     records = RunRecords(
         save_dir=args.save_dir,
         tensorboard_dir=args.tensorboard_dir,
         name=args.name,
-        epochs=args.epochs,
+        epochs=keeper.plan.epochs,
         about=about,
         start_epoch=start_epoch,
         start_step=step,
         best_miou=best_miou,
         resumed=checkpoint is not None,
         enabled=is_main,
+        plan_state=keeper.state,
     )
     splits = records.write_splits(train_set, val_set)
     if is_main:
         resumed_at = (start_epoch, epoch_step) if checkpoint else None
         print(run_header(args.name, layout, (train_set, val_set), splits, runtime, model, resumed_at))
         print(report)
+        if planned:
+            write_text_atomically(
+                run_dir / "recipe.txt", recipe_text(recipe_lines(args, command, planned), command.text)
+            )
+        print(plan_lines(args, command, planned, keeper, run_dir))
 
     interruption = Interruption(args.save_every)  # SIGTERM and Ctrl-C stop after the step in progress
-    clock = RunClock(step, args.epochs * len(train_loader))
-    for epoch in range(start_epoch, args.epochs):
+    epoch = start_epoch
+    while step < keeper.plan.total_steps:
         start = time.perf_counter()
+        keeper.begin_epoch(step)
 
         def save_step(step: int, batches: int, epoch: int = epoch) -> None:
-            records.save_step(epoch, step, batches, model, optimizer, scheduler, scaler)
+            records.save_step(epoch, step, batches, model, optimizer, lr_scheduler, scaler)
 
         step = train_one_epoch(
             train_model,
             optimizer,
-            scheduler,
+            lr_scheduler,
             scaler,
             train_loader,
             runtime,
             class_weights=class_weights,
             loss_name=args.loss,
             epoch=epoch,
-            epochs=args.epochs,
             step=step,
             print_freq=args.print_freq,
             log=records.log_train,
             skip=epoch_step if epoch == start_epoch else 0,
             interruption=interruption,
             save_step=save_step,
-            clock=clock,
+            keeper=keeper,
         )
+        message = keeper.epoch_trained(step)  # under --time, the plan may end the run here
+        if message and is_main:
+            print(message)
         broadcast_buffers(model)  # every process now holds the checkpoint's BatchNorm statistics
         metrics = None
-        if (epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs:
+        if keeper.plan.validates(epoch + 1) or step >= keeper.plan.total_steps:
+            validation_start = time.perf_counter()
             inference_model = fused_for_inference(model)  # folded once, for the metrics and the panel
             metrics = evaluate(inference_model, val_loader, runtime, args.print_freq, **options)
             records.log_validation(
                 epoch + 1, step, metrics, inference_model, val_set, runtime.device, **options
             )
+            keeper.validated(time.perf_counter() - validation_start)
         seconds = time.perf_counter() - start
+        records.epochs = keeper.plan.epochs
         records.end_epoch(
-            epoch + 1, step, seconds, metrics, model, optimizer, scheduler, scaler, clock.text(step)
+            epoch + 1, step, seconds, metrics, model, optimizer, lr_scheduler, scaler, keeper.text(step)
         )
+        keeper.epoch_ended(time.perf_counter() - start - seconds)
         if interruption.signal:  # caught during validation or the save: the epoch's checkpoint is written
             raise Stopped(interruption.signal)
+        epoch += 1
     records.close()
+
+
+def plan_recipe(
+    args: argparse.Namespace,
+    command: Command,
+    layout: DataLayout,
+    fmt: ImageFormat,
+    runtime: Runtime,
+    checkpoint: dict | None,
+) -> list[Choice]:
+    """Under --time without a recipe file: the flags the command does not give, chosen by the rules of
+    planning.RULES from the training set and the step time measured here, and set on `args`. A resumed
+    run takes the choices its checkpoint made."""
+    if not args.time or command.recipe:
+        return []
+    if checkpoint and checkpoint.get("planned"):
+        choices = [Choice(dest, checkpoint["args"][dest], "as planned") for dest in checkpoint["planned"]]
+        return set_choices(args, choices)
+    train_set, counts = get_train_dataset(layout, args, fmt)
+    facts = data_facts(train_set, counts[:, :-1], fmt)
+    choices = set_choices(
+        args, [c for c in data_choices(facts, runtime.device.type) if c.dest not in command.given]
+    )
+    if "base_channels" in command.given:
+        return choices
+
+    def step_time(width: int) -> float:
+        loader = get_train_loader(get_train_dataset(layout, args, fmt)[0], args, runtime)
+        model = UNet(fmt.channels, layout.num_classes, width)
+        memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+        return seconds_per_step(model.to(runtime.device, memory_format=memory_format), loader, runtime)
+
+    left = args.time - (time.monotonic() - command.started)
+    width = [width_choice(facts, args.batch_size, left, step_time)]
+    if dist.is_initialized():  # rank 0's measurement decides for every process
+        dist.broadcast_object_list(width, 0)
+    return [*choices, *set_choices(args, width)]
+
+
+def set_choices(args: argparse.Namespace, choices: list[Choice]) -> list[Choice]:
+    for choice in choices:
+        setattr(args, choice.dest, choice.value)
+    return choices
+
+
+def get_plan(
+    args: argparse.Namespace,
+    command: Command,
+    checkpoint: dict | None,
+    train_loader: DataLoader,
+    val_set: SegmentationDataset,
+) -> PlanKeeper:
+    """The run's plan: of --epochs, or fitted to --time (a resumed --time run continues its own plan,
+    the seconds already spent counted). A validation is estimated at schedule.EVAL_COST of a training
+    pixel until one is timed."""
+    steps_per_epoch = len(train_loader)
+    state = (checkpoint or {}).get("plan") or {}
+    train_pixels = args.batch_size * args.crop_size**2
+    val_steps = sum(h * w for h, w in val_set.image_sizes()) / train_pixels / 3
+    if state.get("budget"):
+        plan, spent = plan_from_state(state)
+        plan = replace(plan, budget=args.time or plan.budget)
+        return PlanKeeper(plan, command.started, spent, val_steps=val_steps)
+    if args.time:
+        free = "val_every" not in command.given
+        plan = budget_plan(
+            args.time, steps_per_epoch, args.warmup_epochs, args.val_every, args.poly_power, free
+        )
+        return PlanKeeper(plan, command.started, val_steps=val_steps)
+    plan = epochs_plan(args.epochs, steps_per_epoch, args.warmup_epochs, args.val_every, args.poly_power)
+    return PlanKeeper(plan, command.started)
+
+
+def plan_lines(
+    args: argparse.Namespace, command: Command, planned: list[Choice], keeper: PlanKeeper, run_dir: Path
+) -> str:
+    """What the run prints of its plan: the schedule (under --time: when it is fitted) and the flags it
+    chose, with their reasons."""
+    if not args.time:
+        return f"plan: {keeper.plan.text()}"
+    lines = []
+    if planned:
+        lines.append(f"planned from the data and this machine (also in {run_dir / 'recipe.txt'}):")
+        lines += [
+            f"  {flag_line(c.dest, getattr(args, c.dest)) or '--' + c.dest + ' off'}: {c.reason}"
+            for c in planned
+        ]
+    if "epochs" in command.given:
+        lines.append(f"--epochs {args.epochs} is not used: --time plans the epochs")
+    lines.append(
+        f"--time {clock_time(args.time)}: the steps are planned from the first {args.print_freq} timed"
+    )
+    return "\n".join(lines)
+
+
+def recipe_lines(args: argparse.Namespace, command: Command, planned: list[Choice]) -> list[tuple[str, str]]:
+    """recipe.txt's (flag, reason) lines, in the parser's order: --data_dir, the flags given and those
+    planned (a switch planned off as a comment)."""
+    reasons = {choice.dest: choice.reason for choice in planned}
+    lines = []
+    for action in get_args_parser()._actions:
+        dest = action.dest
+        if dest in NOT_RECIPE or not (dest in reasons or dest in command.given or dest == "data_dir"):
+            continue
+        flag = flag_line(dest, getattr(args, dest)) if dest != "time" else f"--time {args.time:g}s"
+        lines.append((flag or f"# --{dest} off:", reasons.get(dest, "")))
+    return lines
 
 
 def data_report(
@@ -521,11 +662,26 @@ def resumed_text(epochs_done: int, batches: int) -> str:
     return f"in epoch {epochs_done + 1} after its step {batches}" if batches else f"after epoch {epochs_done}"
 
 
+def get_command(argv: list[str], started: float) -> Command:
+    """The destinations of the flags `argv` gives (those of its recipe files included), and whether a
+    recipe file is among them."""
+    parser = get_args_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    given = frozenset(vars(parser.parse_args(argv)))
+    recipe = any(arg.startswith("@") for arg in argv) or "demo" in given
+    return Command(given, recipe, shlex.join(["python", "main.py", *argv]), started)
+
+
 def cli(argv: list[str] | None = None) -> int:
-    """main.py's command line: exit status 0, 1 (non-finite loss), 2 (bad input) or 130 (Ctrl-C)."""
+    """main.py's command line: exit status 0, 1 (non-finite loss), 2 (bad input), 130 (Ctrl-C) or 143
+    (SIGTERM)."""
+    started = time.monotonic() - process_age()  # --time counts the whole command
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    command = get_command(argv, started)
     try:
-        return exit_status(lambda: main(args))
+        return exit_status(lambda: main(args, command))
     except NonFiniteLoss as error:
         print(
             f"error: {error}; stopped, the last good checkpoint is untouched (try a lower --lr)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,10 +104,11 @@ class RunRecords:
         best_miou: float,
         resumed: bool,
         enabled: bool = True,
+        plan_state: Callable[[], dict] | None = None,
     ) -> None:
         self.run_dir = Path(save_dir) / name
         self.tensorboard_dir, self.epochs, self.about = tensorboard_dir, epochs, about
-        self.best_miou, self.enabled = best_miou, enabled
+        self.best_miou, self.enabled, self.plan_state = best_miou, enabled, plan_state
         self.writer = None
         if enabled:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -190,7 +192,13 @@ class RunRecords:
             self.best_miou = metrics["mean_iou"]
             line += "  (best)"
         best = [self.run_dir / "best.pth"] if is_best else []
-        progress = {"epoch": epoch, "step": step, "best_miou": self.best_miou, "epoch_step": 0}
+        progress = {
+            "epoch": epoch,
+            "step": step,
+            "best_miou": self.best_miou,
+            "epoch_step": 0,
+            **self._plan(),
+        }
         # One write; best.pth a hard link to it.
         save_training_checkpoint(
             [*best, self.run_dir / "last.pth"], model, self.about, optimizer, scheduler, scaler, progress
@@ -212,11 +220,20 @@ class RunRecords:
         --resume auto continues with the next batch."""
         if not self.enabled:
             return
-        progress = {"epoch": epochs_done, "step": step, "best_miou": self.best_miou, "epoch_step": batches}
+        progress = {
+            "epoch": epochs_done,
+            "step": step,
+            "best_miou": self.best_miou,
+            "epoch_step": batches,
+            **self._plan(),
+        }
         save_training_checkpoint(
             [self.run_dir / "last.pth"], model, self.about, optimizer, scheduler, scaler, progress
         )
         self.writer.flush()
+
+    def _plan(self) -> dict:
+        return {"plan": self.plan_state()} if self.plan_state else {}
 
     def close(self) -> None:
         """Close the TensorBoard files and print where everything is."""

@@ -19,6 +19,7 @@ from dataset import set_epoch, to_device
 from inference import band_logits
 from layouts import IGNORE_INDEX
 from metrics import ConfusionMatrix
+from schedule import PlanKeeper
 from utils import Runtime, autocast
 
 
@@ -107,26 +108,6 @@ class Interruption:
         self.last_save = time.monotonic()
 
 
-class RunClock:
-    """Elapsed and remaining wall time of the whole run, from the steps done since it (re)started."""
-
-    def __init__(self, start_step: int, total_steps: int) -> None:
-        self.start_step, self.total_steps, self.started = start_step, total_steps, time.monotonic()
-
-    def text(self, step: int) -> str:
-        elapsed = time.monotonic() - self.started
-        done = step - self.start_step
-        left = elapsed / done * (self.total_steps - step) if done > 0 else None
-        return f"{duration(elapsed)} elapsed, {duration(left) if left is not None else '?'} left"
-
-
-def duration(seconds: float) -> str:
-    """Seconds as h:mm:ss (or m:ss under an hour)."""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def train_step(
     model: torch.nn.Module,
     images: torch.Tensor,
@@ -158,18 +139,18 @@ def train_one_epoch(
     class_weights: torch.Tensor | None,
     loss_name: str = "ce",
     epoch: int,
-    epochs: int,
     step: int,
     print_freq: int,
     log: Callable[[int, float, float], None],
     skip: int = 0,
     interruption: Interruption | None = None,
     save_step: Callable[[int, int], None] | None = None,
-    clock: RunClock | None = None,
+    keeper: PlanKeeper | None = None,
 ) -> int:
     """One pass over the training loader (its first `skip` batches left out: done before a step
-    checkpoint); returns the global step. Reads the loss back from the device only every print_freq
-    steps, so the step never waits for the host; log(step, loss, lr) then. When `interruption` says so
+    checkpoint), or up to the keeper's planned last step; returns the global step. Reads the loss back
+    from the device only every print_freq steps, so the step never waits for the host; log(step, loss,
+    lr) then, and the keeper times the steps (and re-fits a --time plan). When `interruption` says so
     after a step, save_step(step, batches done this epoch) writes a step checkpoint, and on a signal the
     epoch ends there with Stopped."""
     model.train()
@@ -181,7 +162,7 @@ def train_one_epoch(
     with tqdm(
         total=total,
         initial=skip * loader.batch_size * runtime.world_size,
-        desc=f"train {epoch + 1}/{epochs}",
+        desc=f"train {epoch + 1}/{keeper.plan.epochs}" if keeper else f"train {epoch + 1}",
         unit="img",
         disable=runtime.rank != 0,
         dynamic_ncols=True,
@@ -197,22 +178,28 @@ def train_one_epoch(
             running += loss
             first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
             bar.update(len(images) * runtime.world_size)
-            synced = (i + 1) % print_freq == 0 or i + 1 == len(loader)
+            last = i + 1 == len(loader) or (keeper is not None and step >= keeper.plan.total_steps)
+            synced = (i + 1 - skip) % print_freq == 0 or last
             if synced:
                 check_finite(first_bad_step, epoch)
-                mean_loss = running.item() / (i % print_freq + 1)
+                mean_loss = running.item() / ((i - skip) % print_freq + 1)
                 running.zero_()
                 lr = optimizer.param_groups[0]["lr"]
-                run = {"run": clock.text(step)} if clock else {}
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", **run)
                 log(step, mean_loss, lr)
+                if keeper:
+                    message = keeper.observe(step)
+                    if message and runtime.rank == 0:
+                        tqdm.write(message)
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", run=keeper.text(step))
             save, stop = interruption.due(synced) if interruption else (False, False)
-            if stop or (save and i + 1 < len(loader)):  # at the epoch's end, its own checkpoint follows
+            if stop or (save and not last):  # at the epoch's end, its own checkpoint follows
                 check_finite(first_bad_step, epoch)
                 save_step(step, i + 1)
                 interruption.saved()
             if stop:  # even after the last batch: resuming then validates the epoch, as the run would have
                 raise Stopped(interruption.signal)
+            if last:
+                break
     return step
 
 

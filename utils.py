@@ -51,6 +51,16 @@ def duration_seconds(text: str) -> float:
     return total
 
 
+def process_age() -> float:
+    """Seconds since this process started (from /proc on Linux; 0 elsewhere: counted from now)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def exit_status(command: Callable[[], int | None]) -> int:
     """Run a command's body; a UserError becomes one line on stderr and exit status 2 (every command of
     this repository ends this way on bad input). Returns the body's status (None = 0)."""

@@ -128,6 +128,7 @@ class DataLayout:
     )
     missing_files: str = "add them, or remove their ids from the split list"  # the fix, for that error
     notes: tuple[str, ...] = ()  # lines the run prints after the mask values (how files were paired, ...)
+    upright: bool = True  # the images have an up (photographs); False: fundus, endoscopy, microscopy, aerial
 
     @property
     def num_classes(self) -> int:

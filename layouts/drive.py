@@ -81,4 +81,5 @@ def find(root: Path) -> DataLayout | None:
         hold_out=True,
         missing_split=no_split("DRIVE", [*splits, "val"]),
         notes=tuple(notes),
+        upright=False,
     )

@@ -90,4 +90,5 @@ def find(root: Path) -> DataLayout | None:
         hold_out=True,
         missing_split=no_split("Data Science Bowl 2018", ["train", "val"]),
         notes=(f"nucleus masks: united once per image, kept in {cache_dir() / 'dsb2018'}",),
+        upright=False,
     )

@@ -77,4 +77,5 @@ def find(root: Path) -> DataLayout | None:
         hold_out=True,
         missing_split=no_split("ISBI 2012's training stack", ["train", "val"]),
         notes=(f"slices of {volume.name} and {labels.name}: pages written once to {folder}",),
+        upright=False,
     )

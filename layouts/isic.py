@@ -73,4 +73,5 @@ def find(root: Path) -> DataLayout | None:
         hold_out="val" not in splits,
         missing_split=no_split("ISIC 2018", splits),
         notes=tuple(notes),
+        upright=False,
     )

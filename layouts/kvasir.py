@@ -50,4 +50,5 @@ def find(root: Path) -> DataLayout | None:
         fix=fix,
         hold_out=True,
         missing_split=no_split("Kvasir-SEG", ["train", "val"]),
+        upright=False,
     )

@@ -60,4 +60,5 @@ def find(root: Path) -> DataLayout | None:
         "LoveDA", root, NAMES, np.array(COLORS, dtype=np.uint8), VALUES, RULE, images=images, masks=masks,
         splits=splits, decode=value_decoder(VALUES, RULE, fix, void=(0,)), fix=fix,
         hold_out="val" not in splits, missing_split=no_split("LoveDA", splits),
+        upright=False,
     )  # fmt: skip

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from model import UNet
-from training import RunClock, criterion, get_class_weights, soft_dice_loss, train_step
+from training import criterion, get_class_weights, soft_dice_loss, train_step
 
 
 def test_median_frequency_weights_divide_the_median_frequency_by_each_class_frequency():
@@ -82,14 +82,3 @@ def test_void_pixels_count_in_neither_loss():
             criterion(logits, masks, loss=loss).item()
         )
     assert criterion(logits, masks, loss="ce+dice") > criterion(logits, masks, loss="ce")
-
-
-def test_the_run_clock_tells_the_whole_run_s_elapsed_and_remaining_time(monkeypatch):
-    now = [1000.0]
-    monkeypatch.setattr("training.time.monotonic", lambda: now[0])
-    clock = RunClock(start_step=100, total_steps=400)
-    assert clock.text(100) == "0:00 elapsed, ? left"
-    now[0] += 150  # 50 steps in 150 s: 250 steps left take 750 s
-    assert clock.text(150) == "2:30 elapsed, 12:30 left"
-    now[0] += 3600
-    assert clock.text(350).startswith("1:02:30 elapsed")
