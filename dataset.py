@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,7 +23,14 @@ from torchvision import tv_tensors
 from images import ImageFormat, read_image, stored_size, to_rgb
 from layouts import IGNORE_INDEX, DataLayout, describe, exif_orientation
 from layouts.core import cached
-from utils import UserError
+from utils import UserError, reading
+
+
+class PixelCounts(NamedTuple):
+    """Pixels of each image (rows, in the data set's order): per class, and void."""
+
+    classes: np.ndarray  # int64 images x num_classes
+    void: np.ndarray  # int64 images
 
 
 class SegmentationDataset(Dataset):
@@ -84,9 +92,8 @@ class SegmentationDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self._epoch.fill_(epoch)
 
-    def scan_masks(self, threads: int = 8, void: bool = False) -> np.ndarray:
-        """Read every mask once and count the pixels of each class in each image: int64 array of
-        len(self) x num_classes (void not counted; with void=True, a last column counts it). Cached
+    def scan_masks(self, threads: int = 8) -> PixelCounts:
+        """Read every mask once and count the pixels of each class, and of void, in each image. Cached
         (layouts.core.cached) while the images and masks are unchanged, so a second run starts at once.
 
         Raises the UserError of the first bad mask (unreadable, a value or colour outside the classes, a
@@ -94,10 +101,10 @@ class SegmentationDataset(Dataset):
         files = [(image, *self.layout.mask_files(i)) for i, image in zip(self.ids, self.images, strict=True)]
         salt = repr(self.layout.class_table()) + self.layout.value_rule
         counts = cached("scan", files, lambda: self._count_pixels(threads), salt=salt)
-        return counts if void else counts[:, :-1]
+        return PixelCounts(counts[:, :-1], counts[:, -1])
 
     def _count_pixels(self, threads: int) -> np.ndarray:
-        """scan_masks(void=True), read from the files."""
+        """The pixel counts of scan_masks as one array, images x (classes, then void), from the files."""
 
         def count(index: int) -> np.ndarray:
             mask = self._checked_mask(index, stored_size(self.images[index]))
@@ -115,7 +122,7 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.train:
             rng = self._rng(index)
-            image, mask = self._random_crop(index % len(self), index, rng)
+            image, mask = self._random_crop(image_of_draw(index, len(self)), index, rng)
             if rng.random() < 0.5:
                 image, mask = image[:, ::-1], mask[:, ::-1]
             if self.vflip or self.rot90 or self.elastic:  # own stream: the draws above stay as they were
@@ -133,12 +140,10 @@ class SegmentationDataset(Dataset):
         """The image, upright (EXIF orientation applied, as labelling tools show it; still undecoded when
         it needs no turn), and the checked mask array of one sample (8-bit RGB sets)."""
         image_path = self.images[index]
-        try:
+        with reading(image_path, "image"):
             image = Image.open(image_path)
             if exif_orientation(image) != 1:
                 image = ImageOps.exif_transpose(image)
-        except OSError as error:
-            raise UserError(f"cannot read image {image_path}: {error}") from None
         return image, self._checked_mask(index, (image.height, image.width))
 
     def _open_array(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -232,10 +237,8 @@ class SegmentationDataset(Dataset):
         image.draft("RGB", scaled)
         fx, fy = image.width / width, image.height / height  # 1, or the decoder's reduction
         box = (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
-        try:
+        with reading(self.images[index], "image"):
             region = to_rgb(image).resize(size, Image.BILINEAR, box=box)
-        except OSError as error:
-            raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
         if self.color_jitter > 0:  # its own stream, so that the crop and flip are those without jitter
             region = self._jitter(region, self._rng(draw, 1))
         return np.asarray(region)
@@ -251,10 +254,8 @@ class SegmentationDataset(Dataset):
         if not self.format.is_rgb8:
             return self._open_array(index)
         image, mask = self._open(index)
-        try:
+        with reading(self.images[index], "image"):
             return np.asarray(to_rgb(image)), mask
-        except OSError as error:
-            raise UserError(f"cannot decode image {self.images[index]}: {error}") from None
 
     def image_sizes(self, threads: int = 8) -> list[tuple[int, int]]:
         """(height, width) of every image, upright, from the file headers."""
@@ -279,25 +280,29 @@ def resized_region(pixels: np.ndarray, size: tuple[int, int], box: tuple) -> np.
     return np.clip(np.rint(region), info.min, info.max).astype(pixels.dtype)
 
 
-VOCSegmentation = SegmentationDataset  # the name of SPEC section 3 and of existing scripts
+VOCSegmentation = SegmentationDataset  # the data set's name in the project's public interface
 
 
-def pixel_report(layout: DataLayout, counts: np.ndarray, split: str) -> tuple[str, list[str]]:
-    """From scan_masks(void=True) of a training split: one line of each class's share of the pixels and
-    the void share, and warning lines for a class no mask holds or void above half of the pixels.
-    UserError when the masks hold one class only (nothing to learn; usually a value rule gone wrong)."""
-    pixels = counts.sum(0)
-    total = max(1, int(pixels.sum()))
-    names = layout.class_names
-    line = f"{split} pixels: " + ", ".join(
-        f"{name} {share:.1%}" for name, share in zip((*names, "void"), pixels / total, strict=True)
-    )
-    present = [name for name, n in zip(names, pixels, strict=False) if n > 0]
+def check_masks(layout: DataLayout, counts: PixelCounts, split: str) -> None:
+    """UserError when the masks of `split` hold one class only (nothing to learn; usually a value rule
+    gone wrong)."""
+    present = [name for name, n in zip(layout.class_names, counts.classes.sum(0), strict=True) if n > 0]
     if len(present) < 2:
         raise UserError(
             f"the {split} masks in {layout.root} hold only class {present or ['void']} "
             f"({layout.value_rule}): add masks of the other classes, or {layout.fix}"
         )
+
+
+def pixel_report(layout: DataLayout, counts: PixelCounts, split: str) -> list[str]:
+    """One line of each class's share of the pixels of `split` and the void share, then a warning line
+    for each class no mask holds and for void above half of the pixels."""
+    pixels = np.append(counts.classes.sum(0), counts.void.sum())
+    total = max(1, int(pixels.sum()))
+    names = layout.class_names
+    line = f"{split} pixels: " + ", ".join(
+        f"{name} {share:.1%}" for name, share in zip((*names, "void"), pixels / total, strict=True)
+    )
     warnings = [
         f"warning: class '{name}' is in no {split} mask: check that the masks draw it with the value "
         f"{value} ({layout.value_rule})"
@@ -310,7 +315,7 @@ def pixel_report(layout: DataLayout, counts: np.ndarray, split: str) -> tuple[st
             f"trained on: is {IGNORE_INDEX} a class in your masks? State it in {layout.root / 'classes.txt'} "
             "as `name = 255`"
         )
-    return line, warnings
+    return [line, *warnings]
 
 
 def elastic_deform(
@@ -334,12 +339,23 @@ def elastic_deform(
     return image, mask.as_subclass(torch.Tensor)
 
 
+def draw_of_image(image: int, repeat: int, size: int) -> int:
+    """The training index of the `repeat`-th draw of image `image` in a data set of `size` images: a
+    repeated pass reads the same image with new augmentation draws (they are a function of the index)."""
+    return image + repeat * size
+
+
+def image_of_draw(index: int, size: int) -> int:
+    """The image of training index `index` (draw_of_image's inverse)."""
+    return index % size
+
+
 class ShardSampler(Sampler[int]):
     """Training: this rank's share of an epoch, shuffled by (seed, epoch) and cut to equal shards.
 
     An epoch is one pass over range(size), or as many passes as give at least min_images draws (each
-    pass shuffled anew; pass k yields i + k * size, which the data set reads as image i with new
-    augmentation draws): a small data set then has enough steps per epoch and loses no image to the
+    pass shuffled anew; pass k yields draw_of_image(i, k, size), which the data set reads as image i with
+    new augmentation draws): a small data set then has enough steps per epoch and loses no image to the
     last partial batch."""
 
     def __init__(
@@ -357,7 +373,7 @@ class ShardSampler(Sampler[int]):
     def _indices(self) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = [
-            i + k * self.size
+            draw_of_image(i, k, self.size)
             for k in range(self.passes)
             for i in torch.randperm(self.size, generator=generator).tolist()
         ]

@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageOps
 
 from layouts import exif_orientation, upright_size
-from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
+from utils import IMAGENET_MEAN, IMAGENET_STD, UserError, reading
 
 PERCENTILES = (0.5, 99.5)  # the clipping of measured normalisation
 STAT_IMAGES = 64  # training images sampled for the statistics
@@ -72,12 +72,23 @@ class ImageFormat:
         self, images: torch.Tensor, device: torch.device, channels_last: bool = False
     ) -> torch.Tensor:
         """Images N x C x H x W as workers hand them -> normalised float32 on `device`."""
-        images = images.to(device, non_blocking=True).float()
-        mean, std, low, high = statistics_on(self, torch.device(device))
-        if low is not None:
-            images = torch.maximum(torch.minimum(images, high), low)
-        images = (images - mean) / std
+        images = normalized(images.to(device, non_blocking=True), *statistics_on(self, torch.device(device)))
         return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def normalized(
+    images: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    low: torch.Tensor | None = None,
+    high: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Images N x C x H x W (any dtype) -> float32, clipped to [low, high] per channel when given, then
+    (x - mean) / std: the one normalisation of training, validation, prediction and exported models."""
+    images = images.float()
+    if low is not None:
+        images = torch.maximum(torch.minimum(images, high), low)
+    return (images - mean) / std
 
 
 @functools.cache
@@ -103,12 +114,9 @@ def stored_kind(path: Path) -> tuple[int, str, bool]:
         kind = tiff_kind(path)
         if kind is not None:
             return kind
-    try:
-        with Image.open(path) as image:
-            channels, dtype = PIL_MODES.get(image.mode, (3, "uint8"))
-            return channels, dtype, image.mode in ("RGBA", "LA", "PA")
-    except OSError as error:
-        raise UserError(f"cannot read image {path}: {error}") from None
+    with reading(path, "image"), Image.open(path) as image:
+        channels, dtype = PIL_MODES.get(image.mode, (3, "uint8"))
+        return channels, dtype, image.mode in ("RGBA", "LA", "PA")
 
 
 def tiff_kind(path: Path) -> tuple[int, str, bool] | None:
@@ -134,20 +142,15 @@ def read_stored(path: Path, keep_alpha: bool = False) -> np.ndarray:
     alpha dropped unless keep_alpha; UserError naming the file when it cannot be read."""
     if path.suffix.lower() in (".tif", ".tiff") and tiff_kind(path) is not None:
         return read_tiff(path)
-    try:
-        with Image.open(path) as image:
-            if exif_orientation(image) != 1:
-                image = ImageOps.exif_transpose(image)
-            mode = image.mode
-            if mode in ("P", "CMYK", "YCbCr") or (mode == "RGBA" and not keep_alpha):
-                image = image.convert("RGB")
-            elif mode == "LA" and not keep_alpha:
-                image = image.convert("L")
-            elif mode == "1":
-                image = image.convert("L")
-            pixels = np.array(image)
-    except OSError as error:
-        raise UserError(f"cannot read image {path}: {error}") from None
+    with reading(path, "image"), Image.open(path) as image:
+        if exif_orientation(image) != 1:
+            image = ImageOps.exif_transpose(image)
+        mode = image.mode
+        if mode in ("P", "CMYK", "YCbCr") or (mode == "RGBA" and not keep_alpha):
+            image = image.convert("RGB")
+        elif mode in ("LA", "1") and not (mode == "LA" and keep_alpha):
+            image = image.convert("L")
+        pixels = np.array(image)
     if mode == "I":
         pixels = pixels.astype(np.float32)
     return pixels[..., None] if pixels.ndim == 2 else pixels
@@ -201,11 +204,8 @@ def read_pixels(path: Path, fmt: ImageFormat) -> np.ndarray:
     it (grayscale copied into three channels, 16-bit scaled to 8 bits), any other format by read_image."""
     if not fmt.is_rgb8:
         return read_image(path, fmt)
-    try:
-        with Image.open(path) as image:
-            return np.asarray(to_rgb(ImageOps.exif_transpose(image)))
-    except OSError as error:
-        raise UserError(f"cannot read image {path}: {error}") from None
+    with reading(path, "image"), Image.open(path) as image:
+        return np.asarray(to_rgb(ImageOps.exif_transpose(image)))
 
 
 def check_channels(path: Path, fmt: ImageFormat, source: str) -> None:
@@ -291,9 +291,6 @@ def stored_size(path: Path) -> tuple[int, int]:
             planar = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
             shape = page.shape[1:3] if planar and len(page.shape) == 3 else page.shape[:2]
             return int(shape[0]), int(shape[1])
-    try:
-        with Image.open(path) as image:
-            width, height = upright_size(image)
-            return height, width
-    except OSError as error:
-        raise UserError(f"cannot read image {path}: {error}") from None
+    with reading(path, "image"), Image.open(path) as image:
+        width, height = upright_size(image)
+        return height, width

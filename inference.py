@@ -2,14 +2,16 @@
 classes: any image size at bounded memory (overlapping tiles with blended logits above --tile), and
 test-time augmentation (horizontal flip, scales).
 
-    for top, bottom, logits in band_logits(model, images, device):  # images: N x C x H x W as stored
-        classes[:, top:bottom] = logits.argmax(1)                      # logits: N x C x rows x W
+    options = InferenceOptions(amp_dtype=torch.bfloat16, tile=1024)   # or inference_options(args, ...)
+    for top, bottom, logits in band_logits(model, images, device, options):  # images: N x C x H x W
+        classes[:, top:bottom] = logits.argmax(1)                           # logits: N x K x rows x W
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,20 @@ from utils import autocast
 
 TILE = 1024  # images up to TILE x TILE are predicted whole; larger ones in overlapping tiles
 TTA_SCALES = (0.75, 1.0, 1.25)  # --tta's default scales, each also flipped horizontally
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How images are predicted: the same for validation, --eval_only and tools/predict.py."""
+
+    amp_dtype: torch.dtype | None = None  # None: float32
+    channels_last: bool = False
+    tile: int = TILE  # larger images are predicted in overlapping tiles of this side
+    scales: tuple[float, ...] = (1.0,)  # test-time augmentation: the mean logits over these scales ...
+    flip: bool = False  # ... and their horizontal mirrors
+
+
+PLAIN = InferenceOptions()  # one prediction per image, float32
 
 
 def augmented_logits(
@@ -78,12 +94,12 @@ def add_inference_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def inference_options(args: argparse.Namespace, amp_dtype: torch.dtype | None, channels_last: bool) -> dict:
-    """band_logits' options from the flags of add_inference_flags, for main.py and tools/predict.py."""
-    options = {"amp_dtype": amp_dtype, "channels_last": channels_last, "tile": args.tile}
-    if args.tta:
-        options.update(scales=tuple(args.tta_scales), flip=True)
-    return options
+def inference_options(
+    args: argparse.Namespace, amp_dtype: torch.dtype | None, channels_last: bool
+) -> InferenceOptions:
+    """The options of the flags of add_inference_flags, for main.py and tools/predict.py."""
+    tta = {"scales": tuple(args.tta_scales), "flip": True} if args.tta else {}
+    return InferenceOptions(amp_dtype=amp_dtype, channels_last=channels_last, tile=args.tile, **tta)
 
 
 def window_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -104,31 +120,35 @@ def band_logits(
     model: torch.nn.Module,
     images: torch.Tensor,
     device: torch.device,
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    tile: int = TILE,
-    scales: tuple[float, ...] = (1.0,),
-    flip: bool = False,
+    options: InferenceOptions = PLAIN,
     image_format: ImageFormat | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Images N x C x H x W as workers hand them (8-bit RGB unless image_format says otherwise) ->
-    (top, bottom, float32 logits N x C x (bottom - top) x W) for consecutive bands of rows that cover
+    (top, bottom, float32 logits N x K x (bottom - top) x W) for consecutive bands of rows that cover
     the images.
 
-    Images up to tile x tile come back whole, in one band. Larger ones are predicted in tile x tile
-    windows overlapping by tile / 4, whose logits are blended with weights that fall off towards each
-    window's edges; a band of rows is given out as soon as no later window reaches it, so memory holds
-    one row of windows, never the logits of the whole image (a band's tensor is reused once the next
-    band is asked for: use it, or copy it, first). Pass model in eval mode (fused_for_inference)."""
-    height, width = images.shape[-2:]
+    Images up to options.tile on each side come back whole, in one band. Larger ones are predicted in
+    tile x tile windows overlapping by tile / 4, whose logits are blended with weights that fall off
+    towards each window's edges; a band of rows is given out as soon as no later window reaches it, so
+    memory holds one row of windows, never the logits of the whole image. Pass the model in eval mode
+    (fused_for_inference)."""
 
     def predict(window: torch.Tensor) -> torch.Tensor:
-        inputs = normalize(window, device, channels_last, image_format)
-        return augmented_logits(model, inputs, amp_dtype, scales, flip)
+        inputs = normalize(window, device, options.channels_last, image_format)
+        return augmented_logits(model, inputs, options.amp_dtype, options.scales, options.flip)
 
-    if height <= tile and width <= tile:
+    height, width = images.shape[-2:]
+    if height <= options.tile and width <= options.tile:
         yield 0, height, predict(images)
-        return
+    else:
+        yield from tiled_bands(predict, images, options.tile, device)
+
+
+def tiled_bands(
+    predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, tile: int, device: torch.device
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """band_logits of an image larger than tile x tile: each band a new tensor."""
+    height, width = images.shape[-2:]
     overlap = tile // 4
     rows, cols = window_starts(height, tile, tile - overlap), window_starts(width, tile, tile - overlap)
     tile_h, tile_w = min(tile, height), min(tile, width)
@@ -138,7 +158,7 @@ def band_logits(
     for y in rows:
         if y > top:  # rows above y are complete: no later window reaches them
             done, kept = y - top, tile_h - (y - top)
-            yield top, y, summed[..., :done, :].div_(weight_sum[:done])
+            yield top, y, summed[..., :done, :] / weight_sum[:done]
             summed[..., :kept, :] = summed[..., done:, :].clone()  # clone: the two may overlap
             summed[..., kept:, :].zero_()
             weight_sum[:kept] = weight_sum[done:].clone()
@@ -151,14 +171,18 @@ def band_logits(
                 weight_sum = weights.new_zeros(tile_h, width)
             summed[..., x : x + tile_w].addcmul_(logits, weights)
             weight_sum[:, x : x + tile_w] += weights
-    yield top, height, summed[..., : height - top, :].div_(weight_sum[: height - top])
+    yield top, height, summed[..., : height - top, :] / weight_sum[: height - top]
 
 
 def predict_classes(
-    model: torch.nn.Module, images: torch.Tensor, device: torch.device, **options
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    options: InferenceOptions = PLAIN,
+    image_format: ImageFormat | None = None,
 ) -> torch.Tensor:
-    """Images N x C x H x W -> class indices N x H x W (uint8, on the CPU); options as band_logits."""
+    """Images N x C x H x W -> class indices N x H x W (uint8, on the CPU), as band_logits predicts them."""
     classes = torch.empty(images.shape[0], *images.shape[-2:], dtype=torch.uint8)
-    for top, bottom, logits in band_logits(model, images, device, **options):
+    for top, bottom, logits in band_logits(model, images, device, options, image_format):
         classes[:, top:bottom] = logits.argmax(1).to(torch.uint8).cpu()
     return classes

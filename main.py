@@ -20,20 +20,20 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from checkpoints import build_model, find_checkpoint, restore_training
-from dataset import SegmentationDataset, make_loader, pixel_report
+from dataset import PixelCounts, SegmentationDataset, check_masks, make_loader, pixel_report
 from images import ImageFormat, image_format
-from inference import add_inference_flags, inference_options
+from inference import InferenceOptions, add_inference_flags, inference_options
 from layouts import DataLayout, describe
 from model import UNet, fused_for_inference
 from planning import Choice, data_choices, data_facts, flag_line, recipe_text, seconds_per_step, width_choice
-from records import RunRecords, eval_summary
+from records import RunRecords, TrainingState, epoch_line, eval_summary, prediction_panel
 from schedule import PlanKeeper, budget_plan, clock_time, epochs_plan, plan_from_state, scheduler
 from training import Interruption, NonFiniteLoss, Stopped, evaluate, get_class_weights, train_one_epoch
 from utils import (
@@ -281,13 +281,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def get_layout(args: argparse.Namespace, is_main: bool) -> DataLayout:
     """The data set's description; with --demo, rank 0 first writes the synthetic data set (once)."""
+    failed = False
     if args.demo and is_main and not demo_is_ready(args.data_dir):
         print(f"demo: writing a synthetic VOC 2012 + SBD data set to {args.data_dir}", flush=True)
         command = [sys.executable, str(ROOT / "tools" / "demo_data.py"), "--out", args.data_dir, "--prepare"]
-        if subprocess.run(command).returncode != 0:
-            raise UserError(f"tools/demo_data.py could not write {args.data_dir}: see its message above")
-    if dist.is_initialized():
-        dist.barrier()
+        failed = subprocess.run(command).returncode != 0
+    if dist.is_initialized():  # the other ranks wait for rank 0's data set, and learn whether it failed
+        flag = torch.tensor([failed], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        failed = bool(flag)
+    if failed:
+        raise UserError(f"tools/demo_data.py could not write {args.data_dir}: see its message above")
     layout = describe(args.data_dir)
     return layout.with_split_lists(Path(args.split_dir)) if args.split_dir else layout
 
@@ -318,12 +322,8 @@ def get_val_dataset(layout: DataLayout, args: argparse.Namespace, fmt: ImageForm
     return val
 
 
-def get_train_dataset(
-    layout: DataLayout, args: argparse.Namespace, fmt: ImageFormat
-) -> tuple[SegmentationDataset, np.ndarray]:
-    """The training split and its pixel counts (images x classes, then void), read once: a bad mask stops
-    the run."""
-    train = SegmentationDataset(
+def get_train_dataset(layout: DataLayout, args: argparse.Namespace, fmt: ImageFormat) -> SegmentationDataset:
+    return SegmentationDataset(
         layout,
         train=True,
         crop_size=args.crop_size,
@@ -335,7 +335,6 @@ def get_train_dataset(
         elastic=args.elastic,
         image_format=fmt,
     )
-    return train, train.scan_masks(void=True)
 
 
 def get_train_loader(
@@ -404,23 +403,14 @@ def main(args: argparse.Namespace, command: Command | None = None) -> None:
     val_set = get_val_dataset(layout, args, fmt)
     val_loader = make_loader(val_set, args.batch_size, runtime.num_workers)
     if args.eval_only:
-        metrics = evaluate(fused_for_inference(model), val_loader, runtime, args.print_freq, **options)
+        metrics = evaluate(fused_for_inference(model), val_loader, runtime, args.print_freq, options)
         if is_main:
             print(json.dumps(eval_summary(metrics, layout.class_names)))
         return
-
-    train_set, pixel_counts = get_train_dataset(layout, args, fmt)
+    train_set = get_train_dataset(layout, args, fmt)
+    counts = train_set.scan_masks()  # a bad mask stops the run here, before anything is written
+    check_masks(layout, counts, train_set.split)
     train_loader = get_train_loader(train_set, args, runtime)
-    # The lines printed after the header; masks of one class stop the run here, before anything is written.
-    report = data_report(layout, pixel_counts, train_loader, args.min_epoch_images)
-    class_weights = get_class_weights(pixel_counts[:, :-1], args.class_weights, runtime.device)
-    optimizer = get_optimizer(model, args)
-    keeper = get_plan(args, command, checkpoint, train_loader, val_set)
-    lr_scheduler = scheduler(optimizer, keeper)  # the keeper's plan: linear warm-up, then poly decay
-    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
-    start_epoch, step, best_miou, epoch_step = restore_training(checkpoint, optimizer, lr_scheduler, scaler)
-    keeper.start = keeper.window = (step, time.monotonic())
-    train_model = get_train_model(model, args, runtime)
     about = {
         "model_config": model_config,
         "classes": layout.class_table(),
@@ -429,80 +419,180 @@ def main(args: argparse.Namespace, command: Command | None = None) -> None:
         "args": vars(args),
         "planned": [choice.dest for choice in planned],
     }
-    records = RunRecords(
-        save_dir=args.save_dir,
-        tensorboard_dir=args.tensorboard_dir,
-        name=args.name,
-        epochs=keeper.plan.epochs,
-        about=about,
-        start_epoch=start_epoch,
-        start_step=step,
-        best_miou=best_miou,
-        resumed=checkpoint is not None,
-        enabled=is_main,
-        plan_state=keeper.state,
+    run = get_run(
+        args, command, runtime, model, about, checkpoint, (train_loader, val_loader), counts, options
     )
-    splits = records.write_splits(train_set, val_set)
     if is_main:
-        resumed_at = (start_epoch, epoch_step) if checkpoint else None
-        print(run_header(args.name, layout, (train_set, val_set), splits, runtime, model, resumed_at))
-        print(report)
-        if planned:
-            write_text_atomically(
-                run_dir / "recipe.txt", recipe_text(recipe_lines(args, command, planned), command.text)
-            )
-        print(plan_lines(args, command, planned, keeper, run_dir))
+        start_records(run, layout, counts, planned, command)
+    train(run)
 
-    interruption = Interruption(args.save_every)  # SIGTERM and Ctrl-C stop after the step in progress
-    epoch = start_epoch
+
+@dataclass
+class Run:
+    """What the epoch loop works with, and where it stands (epoch: epochs done; epoch_step: batches
+    of the next epoch done, for a step checkpoint's resume)."""
+
+    args: argparse.Namespace
+    runtime: Runtime
+    state: TrainingState
+    train_model: torch.nn.Module  # the model as the step calls it (DDP, compiled)
+    train_loader: DataLoader
+    val_loader: DataLoader
+    options: InferenceOptions
+    class_weights: torch.Tensor | None
+    keeper: PlanKeeper
+    interruption: Interruption
+    epoch: int
+    step: int
+    best_miou: float
+    epoch_step: int
+    resumed: bool
+    records: RunRecords | None = None  # rank 0's
+
+
+def get_run(
+    args: argparse.Namespace,
+    command: Command,
+    runtime: Runtime,
+    model: UNet,
+    about: dict,
+    checkpoint: dict | None,
+    loaders: tuple[DataLoader, DataLoader],
+    counts: PixelCounts,
+    options: InferenceOptions,
+) -> Run:
+    """The optimiser, the plan and its schedule, the grad scaler, restored from `checkpoint` when
+    resuming, and the model as the step calls it."""
+    train_loader, val_loader = loaders
+    optimizer = get_optimizer(model, args)
+    keeper = get_plan(args, command, checkpoint, train_loader, val_loader.dataset)
+    lr_scheduler = scheduler(optimizer, keeper)  # the keeper's plan: linear warm-up, then poly decay
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
+    epoch, step, best_miou, epoch_step = restore_training(checkpoint, optimizer, lr_scheduler, scaler)
+    keeper.restart(step)
+    return Run(
+        args=args,
+        runtime=runtime,
+        state=TrainingState(model, optimizer, lr_scheduler, scaler, about),
+        train_model=get_train_model(model, args, runtime),
+        train_loader=train_loader,
+        val_loader=val_loader,
+        options=options,
+        class_weights=get_class_weights(counts.classes, args.class_weights, runtime.device),
+        keeper=keeper,
+        interruption=Interruption(args.save_every),  # SIGTERM and Ctrl-C stop after the step in progress
+        epoch=epoch,
+        step=step,
+        best_miou=best_miou,
+        epoch_step=epoch_step,
+        resumed=checkpoint is not None,
+    )
+
+
+def start_records(
+    run: Run, layout: DataLayout, counts: PixelCounts, planned: list[Choice], command: Command
+) -> None:
+    """Rank 0: the run's records (splits, a planned recipe), and the lines a run starts with."""
+    args = run.args
+    run_dir = Path(args.save_dir) / args.name
+    records = RunRecords(run_dir, Path(args.tensorboard_dir) / args.name, run.epoch, run.step, run.resumed)
+    datasets = (run.train_loader.dataset, run.val_loader.dataset)
+    splits = records.write_splits(*datasets)
+    if planned and not run.resumed:
+        recipe = recipe_text(recipe_lines(args, command, planned), command.text)
+        write_text_atomically(run_dir / "recipe.txt", recipe)
+    resumed_at = (run.epoch, run.epoch_step) if run.resumed else None
+    print(run_header(args.name, layout, datasets, splits, run.runtime, run.state.model, resumed_at))
+    print(data_report(layout, counts, run.train_loader, args.min_epoch_images))
+    print(plan_lines(args, command, planned, run.keeper, run_dir))
+    run.records = records
+
+
+def train(run: Run) -> None:
+    """The epoch loop: train, validate, log, save, in that order, until the plan's last step."""
+    keeper, records = run.keeper, run.records
+    epoch, step = run.epoch, run.step
     while step < keeper.plan.total_steps:
         start = time.perf_counter()
-        keeper.begin_epoch(step)
-
-        def save_step(step: int, batches: int, epoch: int = epoch) -> None:
-            records.save_step(epoch, step, batches, model, optimizer, lr_scheduler, scaler)
-
-        step = train_one_epoch(
-            train_model,
-            optimizer,
-            lr_scheduler,
-            scaler,
-            train_loader,
-            runtime,
-            class_weights=class_weights,
-            loss_name=args.loss,
-            epoch=epoch,
-            step=step,
-            print_freq=args.print_freq,
-            log=records.log_train,
-            skip=epoch_step if epoch == start_epoch else 0,
-            interruption=interruption,
-            save_step=save_step,
-            keeper=keeper,
-        )
-        message = keeper.epoch_trained(step)  # under --time, the plan may end the run here
-        if message and is_main:
-            print(message)
-        broadcast_buffers(model)  # every process now holds the checkpoint's BatchNorm statistics
+        step = train_epoch(run, epoch, step)
+        show(keeper.epoch_trained(step), run)  # under --time the plan may end the run here
+        broadcast_buffers(run.state.model)  # every process now holds the checkpoint's BatchNorm statistics
         metrics = None
         if keeper.plan.validates(epoch + 1) or step >= keeper.plan.total_steps:
-            validation_start = time.perf_counter()
-            inference_model = fused_for_inference(model)  # folded once, for the metrics and the panel
-            metrics = evaluate(inference_model, val_loader, runtime, args.print_freq, **options)
-            records.log_validation(
-                epoch + 1, step, metrics, inference_model, val_set, runtime.device, **options
-            )
-            keeper.validated(time.perf_counter() - validation_start)
+            metrics = validate(run, epoch + 1, step)
         seconds = time.perf_counter() - start
-        records.epochs = keeper.plan.epochs
-        records.end_epoch(
-            epoch + 1, step, seconds, metrics, model, optimizer, lr_scheduler, scaler, keeper.text(step)
-        )
+        best = metrics is not None and metrics["mean_iou"] > run.best_miou
+        run.best_miou = metrics["mean_iou"] if best else run.best_miou
+        if records:
+            records.save(run.state, progress(run, epoch + 1, step, 0), best)
+            names = run.val_loader.dataset.layout.class_names
+            line = epoch_line(epoch + 1, keeper.plan.epochs, seconds, metrics, names, best, keeper.text(step))
+            tqdm.write(line)
         keeper.epoch_ended(time.perf_counter() - start - seconds)
-        if interruption.signal:  # caught during validation or the save: the epoch's checkpoint is written
-            raise Stopped(interruption.signal)
+        if run.interruption.signal:  # caught during validation or the save: the epoch's checkpoint is written
+            raise Stopped(run.interruption.signal)
         epoch += 1
-    records.close()
+    if records:
+        records.close(run.best_miou, run.args.tensorboard_dir)
+
+
+def train_epoch(run: Run, epoch: int, step: int) -> int:
+    """One epoch's steps (those after a step checkpoint's, in the epoch resumed); returns the step."""
+    records = run.records
+
+    def save_step(step: int, batches: int) -> None:
+        if records:
+            records.save(run.state, progress(run, epoch, step, batches))
+
+    run.keeper.begin_epoch(step)
+    return train_one_epoch(
+        run.train_model,
+        run.state.optimizer,
+        run.state.scheduler,
+        run.state.scaler,
+        run.train_loader,
+        run.runtime,
+        class_weights=run.class_weights,
+        loss_name=run.args.loss,
+        epoch=epoch,
+        step=step,
+        print_freq=run.args.print_freq,
+        log=records.log_train if records else lambda *values: None,
+        skip=run.epoch_step if epoch == run.epoch else 0,
+        interruption=run.interruption,
+        save_step=save_step,
+        keeper=run.keeper,
+    )
+
+
+def validate(run: Run, epoch: int, step: int) -> dict:
+    """The metrics after `epoch` epochs, logged (rank 0) with the prediction panel; timed for the plan."""
+    start = time.perf_counter()
+    inference_model = fused_for_inference(run.state.model)  # folded once, for the metrics and the panel
+    metrics = evaluate(inference_model, run.val_loader, run.runtime, run.args.print_freq, run.options)
+    if run.records:
+        val_set = run.val_loader.dataset
+        panel = prediction_panel(inference_model, val_set, run.runtime.device, run.options)
+        run.records.log_validation(epoch, step, metrics, val_set.layout.class_names, panel)
+    run.keeper.validated(time.perf_counter() - start)
+    return metrics
+
+
+def progress(run: Run, epochs_done: int, step: int, batches: int) -> dict:
+    """Where a checkpoint stands: epochs done, steps, best val mean IoU, batches of the next epoch done
+    (a step checkpoint's), and the plan."""
+    return {
+        "epoch": epochs_done,
+        "step": step,
+        "best_miou": run.best_miou,
+        "epoch_step": batches,
+        "plan": run.keeper.state(),
+    }
+
+
+def show(message: str, run: Run) -> None:
+    if message and run.records:
+        print(message)
 
 
 def plan_recipe(
@@ -521,8 +611,8 @@ def plan_recipe(
     if checkpoint and checkpoint.get("planned"):
         choices = [Choice(dest, checkpoint["args"][dest], "as planned") for dest in checkpoint["planned"]]
         return set_choices(args, choices)
-    train_set, counts = get_train_dataset(layout, args, fmt)
-    facts = data_facts(train_set, counts[:, :-1], fmt)
+    train_set = get_train_dataset(layout, args, fmt)
+    facts = data_facts(train_set, train_set.scan_masks().classes, fmt)
     choices = set_choices(
         args, [c for c in data_choices(facts, runtime.device.type) if c.dest not in command.given]
     )
@@ -530,7 +620,7 @@ def plan_recipe(
         return choices
 
     def step_time(width: int) -> float:
-        loader = get_train_loader(get_train_dataset(layout, args, fmt)[0], args, runtime)
+        loader = get_train_loader(get_train_dataset(layout, args, fmt), args, runtime)
         model = UNet(fmt.channels, layout.num_classes, width)
         memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
         return seconds_per_step(model.to(runtime.device, memory_format=memory_format), loader, runtime)
@@ -612,20 +702,14 @@ def recipe_lines(args: argparse.Namespace, command: Command, planned: list[Choic
     return lines
 
 
-def data_report(
-    layout: DataLayout, pixel_counts: np.ndarray, loader: DataLoader, min_epoch_images: int
-) -> str:
+def data_report(layout: DataLayout, counts: PixelCounts, loader: DataLoader, min_epoch_images: int) -> str:
     """The lines after the run header: how mask values became classes (and the format's notes), each
-    class's share of the training pixels, warnings, the images' format, and how many passes an epoch
-    is. UserError for masks of one class."""
-    pixels_line, warnings = pixel_report(layout, pixel_counts, loader.dataset.split)
-    fmt = loader.dataset.format
+    class's share of the training pixels, warnings, the images' format, and how many passes an epoch is."""
     lines = [
         f"mask values: {layout.value_rule}",
         *layout.notes,
-        pixels_line,
-        *warnings,
-        f"images: {fmt.rule}",
+        *pixel_report(layout, counts, loader.dataset.split),
+        f"images: {loader.dataset.format.rule}",
     ]
     if loader.sampler.passes > 1:
         lines.append(

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from layouts import IGNORE_INDEX, VOC_NUM_CLASSES
+from layouts import IGNORE_INDEX
 
 
 class ConfusionMatrix:
@@ -17,7 +17,7 @@ class ConfusionMatrix:
     first update and ``update`` never waits for the device, so it can run inside a GPU loop.
     """
 
-    def __init__(self, num_classes: int = VOC_NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.mat: torch.Tensor | None = None  # num_classes x num_classes, int64

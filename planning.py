@@ -140,16 +140,21 @@ def width_choice(
 
 
 def seconds_per_step(
-    model: torch.nn.Module, loader: torch.utils.data.DataLoader, runtime: Runtime, steps: int = 3
+    model: torch.nn.Module,
+    loader: torch.utils.data.DataLoader,
+    runtime: Runtime,
+    steps: int = 3,
+    untimed: int = 2,
 ) -> float:
     """Wall seconds of one training step of `model` (an AdamW step, data loading included), the mean
-    of `steps` after one untimed step. The model's weights change; pass a throwaway one."""
+    of `steps` after `untimed` ones (the first steps allocate and warm caches). The model's weights
+    change; pass a throwaway one."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     model.train()
     batches = iter(loader)
-    for i in range(steps + 1):
-        if i == 1:
+    for i in range(untimed + steps):
+        if i == untimed:
             if runtime.device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()

@@ -24,7 +24,8 @@ import torch.distributed as dist
 VAL_SHARE = 0.1  # under --time, validations spaced (unless --val_every is given) to take at most this
 WARMUP_SHARE = 0.1  # under --time, warm-up at most this share of the planned steps
 REFIT_SECONDS = 30.0  # a budget plan is re-fitted this often from the measured step time
-TARGET = 0.99  # a budget plan aims at this share of the budget: the process's exit comes after the plan
+TARGET = 0.99  # a budget plan aims at this share of the budget ...
+EXIT_SECONDS = 2.0  # ... less the process's exit after the plan (closing the logs, PyTorch's teardown)
 SHOWN_CHANGE = 0.02  # re-fits that move the planned steps by more than this share are printed
 EVAL_COST = 1 / 3  # a validation pixel costs about a third of a training pixel (forward only)
 
@@ -173,6 +174,10 @@ class PlanKeeper:
     def elapsed(self) -> float:
         return self.spent + time.monotonic() - self.started
 
+    def restart(self, step: int) -> None:
+        """Training starts (or resumes) at `step` now: the remaining time is measured from here."""
+        self.start = self.window = (step, time.monotonic())
+
     def text(self, step: int) -> str:
         """The whole run's elapsed and remaining time (the budget's, under --time)."""
         elapsed = self.elapsed()
@@ -207,8 +212,15 @@ class PlanKeeper:
             self.plan = replace(self.plan, val_s=seconds)
 
     def epoch_trained(self, step: int) -> str:
-        """After an epoch's steps, before its validation: re-fit a budget plan (the run may end here)."""
-        return self.refit(step) if self.plan.budget else ""
+        """After an epoch's steps, before its validation: re-fit a budget plan (the run may end here). An
+        epoch cut at the planned last step ends the run, whatever the clock says now."""
+        if not self.plan.budget or step >= self.plan.total_steps:
+            return ""
+        return self.refit(step)
+
+    def epochs_text(self) -> str:
+        """The planned number of epochs, for the progress bar ("?" until a budget plan is fitted)."""
+        return "?" if self.plan.budget and not self.plan.step_s else str(self.plan.epochs)
 
     def epoch_ended(self, seconds: float) -> None:
         """An epoch's end beyond validation (its checkpoint) took `seconds`."""
@@ -223,7 +235,8 @@ class PlanKeeper:
         if plan.step_s and not plan.val_s:
             plan = replace(plan, val_s=plan.step_s * self.val_steps)
         if plan.step_s:
-            plan = fitted(plan, step, TARGET * plan.budget - self.elapsed(), first=not before.step_s)
+            left = TARGET * plan.budget - EXIT_SECONDS - self.elapsed()
+            plan = fitted(plan, step, left, first=not before.step_s)
         self.plan = agreed(plan)
         if not before.step_s and plan.step_s:
             return f"plan: {self.plan.text()}"

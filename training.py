@@ -16,11 +16,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset import set_epoch, to_device
-from inference import band_logits
+from inference import PLAIN, InferenceOptions, band_logits
 from layouts import IGNORE_INDEX
 from metrics import ConfusionMatrix
 from schedule import PlanKeeper
-from utils import Runtime, autocast
+from utils import Progress, Runtime, autocast
 
 
 def get_class_weights(counts: np.ndarray, mode: str, device: torch.device) -> torch.Tensor | None:
@@ -104,8 +104,16 @@ class Interruption:
             stop, save = bool(flags[0]), bool(flags[1])
         return stop or save, stop
 
-    def saved(self) -> None:
-        self.last_save = time.monotonic()
+    def after_step(self, synced: bool, last: bool, save: Callable[[], object]) -> None:
+        """save() a step checkpoint when the timer or a signal asks (not after the epoch's last step: its
+        own checkpoint follows), then Stopped on a signal (even after the last step: resuming then
+        validates the epoch, as the run would have)."""
+        due, stop = self.due(synced)
+        if stop or (due and not last):
+            save()
+            self.last_save = time.monotonic()
+        if stop:
+            raise Stopped(self.signal)
 
 
 def train_step(
@@ -148,59 +156,95 @@ def train_one_epoch(
     keeper: PlanKeeper | None = None,
 ) -> int:
     """One pass over the training loader (its first `skip` batches left out: done before a step
-    checkpoint), or up to the keeper's planned last step; returns the global step. Reads the loss back
-    from the device only every print_freq steps, so the step never waits for the host; log(step, loss,
-    lr) then, and the keeper times the steps (and re-fits a --time plan). When `interruption` says so
-    after a step, save_step(step, batches done this epoch) writes a step checkpoint, and on a signal the
-    epoch ends there with Stopped."""
+    checkpoint), or up to the keeper's planned last step; returns the global step. The loss is read
+    back from the device only every print_freq steps (LossReads), so the step never waits for the host.
+    When `interruption` says so after a step, save_step(step, batches done this epoch) writes a step
+    checkpoint, and on a signal the epoch ends there with Stopped."""
     model.train()
     set_epoch(loader, epoch, skip)
-    device = runtime.device
-    running = torch.zeros((), device=device)
-    first_bad_step = torch.full((), -1, device=device, dtype=torch.long)  # found without a host sync
-    total = len(loader) * loader.batch_size * runtime.world_size
-    with tqdm(
-        total=total,
-        initial=skip * loader.batch_size * runtime.world_size,
-        desc=f"train {epoch + 1}/{keeper.plan.epochs}" if keeper else f"train {epoch + 1}",
-        unit="img",
-        disable=runtime.rank != 0,
-        dynamic_ncols=True,
-        leave=False,
-    ) as bar:
+    reads = LossReads(runtime.device, print_freq, epoch, log)
+    with epoch_bar(loader, runtime, epoch, skip, keeper) as bar:
         for i, (images, masks) in enumerate(loader, start=skip):
-            images, masks = to_device(images, masks, device, runtime.channels_last, loader.dataset.format)
+            images, masks = to_device(
+                images, masks, runtime.device, runtime.channels_last, loader.dataset.format
+            )
             loss = train_step(
                 model, images, masks, optimizer, scaler, runtime.amp_dtype, class_weights, loss_name
             )
             scheduler.step()
             step += 1
-            running += loss
-            first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
             bar.update(len(images) * runtime.world_size)
             last = i + 1 == len(loader) or (keeper is not None and step >= keeper.plan.total_steps)
-            synced = (i + 1 - skip) % print_freq == 0 or last
+            synced = reads.add(loss, step, last)
             if synced:
-                check_finite(first_bad_step, epoch)
-                mean_loss = running.item() / ((i - skip) % print_freq + 1)
-                running.zero_()
                 lr = optimizer.param_groups[0]["lr"]
-                log(step, mean_loss, lr)
-                if keeper:
-                    message = keeper.observe(step)
-                    if message and runtime.rank == 0:
-                        tqdm.write(message)
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", run=keeper.text(step))
-            save, stop = interruption.due(synced) if interruption else (False, False)
-            if stop or (save and not last):  # at the epoch's end, its own checkpoint follows
-                check_finite(first_bad_step, epoch)
-                save_step(step, i + 1)
-                interruption.saved()
-            if stop:  # even after the last batch: resuming then validates the epoch, as the run would have
-                raise Stopped(interruption.signal)
+                reads.read(step, lr)
+                show_progress(bar, reads.mean, lr, step, keeper, runtime.rank == 0)
+            if interruption:
+                done = (step, i + 1)  # bound now: save() runs within this step
+                interruption.after_step(synced, last, lambda done=done: (reads.check(), save_step(*done)))
             if last:
                 break
     return step
+
+
+class LossReads:
+    """The epoch's losses, summed on the device and read back every print_freq steps (and at the end):
+    their mean is logged with log(step, mean loss, lr). The first non-finite loss is noted on the
+    device too, and raised as NonFiniteLoss at the next read."""
+
+    def __init__(
+        self, device: torch.device, print_freq: int, epoch: int, log: Callable[[int, float, float], None]
+    ) -> None:
+        self.print_freq, self.epoch, self.log = print_freq, epoch, log
+        self.running = torch.zeros((), device=device)
+        self.count, self.mean = 0, float("nan")
+        self.first_bad_step = torch.full((), -1, device=device, dtype=torch.long)  # no host sync
+
+    def add(self, loss: torch.Tensor, step: int, last: bool) -> bool:
+        """Add a step's loss; True when it is time to read (every print_freq steps, and the last)."""
+        self.running += loss
+        self.count += 1
+        bad = (self.first_bad_step < 0) & ~torch.isfinite(loss)
+        self.first_bad_step = torch.where(bad, step, self.first_bad_step)
+        return self.count == self.print_freq or last
+
+    def read(self, step: int, lr: float) -> None:
+        self.check()
+        self.mean = self.running.item() / self.count
+        self.running.zero_()
+        self.count = 0
+        self.log(step, self.mean, lr)
+
+    def check(self) -> None:
+        check_finite(self.first_bad_step, self.epoch)
+
+
+def epoch_bar(
+    loader: DataLoader, runtime: Runtime, epoch: int, skip: int, keeper: PlanKeeper | None
+) -> Progress:
+    """The epoch's progress on rank 0, in images (of every process), from the `skip` batches done."""
+    images_a_batch = loader.batch_size * runtime.world_size
+    return Progress(
+        len(loader) * images_a_batch,
+        f"train {epoch + 1}/{keeper.epochs_text()}" if keeper else f"train {epoch + 1}",
+        initial=skip * images_a_batch,
+        enabled=runtime.rank == 0,
+    )
+
+
+def show_progress(
+    bar: Progress, loss: float, lr: float, step: int, keeper: PlanKeeper | None, is_main: bool
+) -> None:
+    """The loss, learning rate and whole-run time; under --time the keeper re-fits here, and a plan that
+    moved is printed."""
+    if keeper is None:
+        bar.show(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        return
+    message = keeper.observe(step)
+    if message and is_main:
+        tqdm.write(message)
+    bar.show(loss=f"{loss:.4f}", lr=f"{lr:.2e}", run=keeper.text(step))
 
 
 def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
@@ -214,24 +258,25 @@ def check_finite(first_bad_step: torch.Tensor, epoch: int) -> None:
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, loader: DataLoader, runtime: Runtime, print_freq: int, **options
+    model: torch.nn.Module,
+    loader: DataLoader,
+    runtime: Runtime,
+    print_freq: int,
+    options: InferenceOptions = PLAIN,
 ) -> dict:
     """Metrics of one confusion matrix over the whole validation set, and the pixel-mean loss; each
-    image predicted whole (or in tiles above --tile) at its own size, as tools/predict.py predicts it
-    (options: those of inference.band_logits). Pass fused_for_inference(model): the same numbers as
-    the model in eval mode, faster."""
+    image predicted whole (or in tiles above --tile) at its own size, as tools/predict.py predicts it.
+    Pass fused_for_inference(model): the same numbers as the model in eval mode, faster."""
     model.eval()
     device = runtime.device
     confusion = ConfusionMatrix(loader.dataset.layout.num_classes, IGNORE_INDEX)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = torch.zeros((), device=device, dtype=torch.float64)
     total = len(loader.dataset)  # every rank's share together: the bar counts for all processes
-    with tqdm(
-        total=total, desc="val", unit="img", disable=runtime.rank != 0, dynamic_ncols=True, leave=False
-    ) as bar:
+    with Progress(total, "val", enabled=runtime.rank == 0) as bar:
         for i, (images, masks) in enumerate(loader):
             masks = masks.to(device, non_blocking=True).long()
-            bands = band_logits(model, images, device, image_format=loader.dataset.format, **options)
+            bands = band_logits(model, images, device, options, loader.dataset.format)
             for top, bottom, logits in bands:
                 rows = masks[:, top:bottom]
                 loss_sum += criterion(logits, rows, reduction="sum")
@@ -239,7 +284,7 @@ def evaluate(
                 confusion.update(logits.argmax(1), rows)
             bar.update(len(images) * runtime.world_size)
             if (i + 1) % print_freq == 0:
-                bar.set_postfix(loss=f"{(loss_sum / pixels.clamp(min=1)).item():.4f}")
+                bar.show(loss=f"{(loss_sum / pixels.clamp(min=1)).item():.4f}")
     confusion.all_reduce()
     if dist.is_initialized():
         dist.all_reduce(loss_sum)

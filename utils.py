@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from PIL import Image
+from tqdm import tqdm
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,6 +51,17 @@ def duration_seconds(text: str) -> float:
     if total < 0 or not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write it as 90s, 20m, 1.5h or 1h30m")
     return total
+
+
+@contextlib.contextmanager
+def reading(path: Path, what: str = "", fix: str = "") -> Iterator[None]:
+    """An OSError inside the block becomes the UserError "cannot read <what> <path>: <why>[; <fix>]"."""
+    try:
+        yield
+    except OSError as error:
+        raise UserError(
+            f"cannot read {what + ' ' if what else ''}{path}: {error}" + (f"; {fix}" if fix else "")
+        ) from None
 
 
 def process_age() -> float:
@@ -198,8 +211,8 @@ def select_amp(choice: str, device: torch.device) -> torch.dtype | None:
     if choice == "off":
         return None
     if choice == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cuda":  # native bf16 from Ampere (8.0) on; T4 and V100 emulate it: fp16 there
+            return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
         return (
             torch.bfloat16
             if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
@@ -211,6 +224,16 @@ def select_amp(choice: str, device: torch.device) -> torch.dtype | None:
 def select_channels_last(choice: str, amp_dtype: torch.dtype | None) -> bool:
     """NHWC memory format for --channels_last on, or for auto with mixed precision (where it pays)."""
     return choice == "on" or (choice == "auto" and amp_dtype is not None)
+
+
+def select_compute(
+    device: str, amp: str, channels_last: str, local_rank: int = 0
+) -> tuple[torch.device, torch.dtype | None, bool]:
+    """The device, autocast dtype (None: float32) and channels-last choice of --device, --amp and
+    --channels_last: one choice for training, tools/predict.py and tools/figures.py."""
+    chosen = select_device(device, local_rank)
+    amp_dtype = select_amp(amp, chosen)
+    return chosen, amp_dtype, select_channels_last(channels_last, amp_dtype)
 
 
 def autocast(device: torch.device, amp_dtype: torch.dtype | None) -> torch.autocast:
@@ -236,9 +259,8 @@ def setup_runtime(
 ) -> Runtime:
     """Join torchrun's process group (if any), pick the device and precision, seed everything."""
     rank, local_rank, world_size = init_distributed()
-    chosen = select_device(device, local_rank)
+    chosen, amp_dtype, memory_format = select_compute(device, amp, channels_last, local_rank)
     seed_everything(seed, deterministic)
-    amp_dtype = select_amp(amp, chosen)
     if num_workers < 0:
         # On a CPU the workers would take cores from the compute threads: load in the main process.
         num_workers = min(8, os.cpu_count() or 1) if chosen.type == "cuda" else 0
@@ -251,6 +273,51 @@ def setup_runtime(
         world_size=world_size,
         device=chosen,
         amp_dtype=amp_dtype,
-        channels_last=select_channels_last(channels_last, amp_dtype),
+        channels_last=memory_format,
         num_workers=num_workers,
     )
+
+
+LOG_SECONDS = 60.0  # without a terminal, a progress line at most this often
+
+
+class Progress:
+    """A progress count in images: a tqdm bar on a terminal; where standard error is not one (a log
+    file, nohup, a cluster's job log) plain lines instead of carriage-return frames, at the first
+    show() and then at most every LOG_SECONDS. Shown only where `enabled` (rank 0)."""
+
+    def __init__(
+        self, total: int, desc: str, initial: int = 0, enabled: bool = True, unit: str = "img"
+    ) -> None:
+        terminal = sys.stderr.isatty()
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=desc,
+            unit=unit,
+            disable=not (enabled and terminal),
+            dynamic_ncols=True,
+            leave=False,
+        )
+        self.lines = enabled and not terminal
+        self.desc, self.total, self.done, self.unit, self.shown = desc, total, initial, unit, None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def update(self, count: int) -> None:
+        self.bar.update(count)
+        self.done += count
+
+    def show(self, **fields: str) -> None:
+        """The bar's postfix, or (without a terminal) a line when one is due."""
+        self.bar.set_postfix(**fields)
+        now = time.monotonic()
+        if self.lines and (self.shown is None or now - self.shown >= LOG_SECONDS):
+            share = f"{100 * self.done / max(self.total, 1):.0f}% ({self.done}/{self.total} {self.unit})"
+            details = "".join(f", {name} {value}" for name, value in fields.items())
+            print(f"{self.desc}: {share}{details}", file=sys.stderr, flush=True)
+            self.shown = now

@@ -7,6 +7,7 @@ python lab/benchmark.py model   the training step and validation at several prec
 python lab/benchmark.py train   the data pipeline alone, end to end, and the model step alone
 python lab/benchmark.py cpu     whole main.py runs on a CPU against a plain fp32 NCHW loop
 python lab/benchmark.py coco    tools/coco.py on generated COCO exports of real photographs
+python lab/benchmark.py budget  main.py under --time: the whole command's wall time against its budget
 python lab/benchmark.py start   the data layer's start (recognise, read every mask) on a generated ADE20K
                                 layout, with an empty scan cache and again with the cache of the first
 """
@@ -32,23 +33,34 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from dataset import SegmentationDataset, make_loader, set_epoch, to_device  # noqa: E402
 from images import image_format  # noqa: E402
+from lab.trees import make_prepared_tree, make_sbd_tree  # noqa: E402
 from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, describe  # noqa: E402
+from main import recipe_line  # noqa: E402
 from metrics import ConfusionMatrix  # noqa: E402
 from model import UNet  # noqa: E402
-from tools.demo_data import draw_sample, make_demo_data, make_prepared_tree, make_sbd_tree  # noqa: E402
+from tools.demo_data import draw_sample, make_demo_data  # noqa: E402
 from tools.voc import prepare  # noqa: E402
 from training import train_step  # noqa: E402
-from utils import AMP_DTYPES, IMAGENET_MEAN, IMAGENET_STD, UserError, exit_status, select_device  # noqa: E402
+from utils import (  # noqa: E402
+    AMP_DTYPES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    UserError,
+    duration_seconds,
+    exit_status,
+    select_device,
+)
 
 
 def recipe_flags(path: Path) -> dict[str, list[str]]:
     """A recipe file's flags (without the dashes) and their values, as text."""
     flags: dict[str, list[str]] = {}
     for line in path.read_text().splitlines():
-        flag, *values = line.split("#", 1)[0].split() or [""]
+        flag, *values = recipe_line(line) or [""]  # main.py's reading of a recipe line
         if flag:
             flags[flag.removeprefix("--")] = values
     return flags
@@ -387,7 +399,7 @@ def validation_setting(
         memory_format=fmt
     )
     masks = torch.randint(0, VOC_NUM_CLASSES, (args.batch_size, args.val_size, args.val_size), device=device)
-    confusion = ConfusionMatrix()
+    confusion = ConfusionMatrix(VOC_NUM_CLASSES)
 
     @torch.no_grad()
     def step() -> None:
@@ -454,7 +466,6 @@ def bench_model(args: argparse.Namespace) -> dict:
 
 def bench_train(args: argparse.Namespace) -> dict:
     """Data pipeline alone, end to end, and the model step alone, at one setting."""
-
     device = select_device(args.device, 0)
     precision, memory_format = args.precision.split(",")[0], args.memory_format.split(",")[0]
     amp_dtype = PRECISIONS[precision]
@@ -496,11 +507,8 @@ def bench_train(args: argparse.Namespace) -> dict:
     rows.append({"what": "model step alone (synthetic)", "images/s": rate(args.batch_size / seconds)})
     for row in rows:
         row["vs model alone"] = round(row["images/s"] / rows[-1]["images/s"], 2)
-    print(
-        f"{device}, batch {args.batch_size}, crop {args.crop_size}, base_channels {args.base_channels}, "
-        f"{precision} {memory_format}, "
-        f"{len(dataset)} generated 500x375 images"
-    )
+    setting = f"batch {args.batch_size}, crop {args.crop_size}, base_channels {args.base_channels}"
+    print(f"{device}, {setting}, {precision} {memory_format}, {len(dataset)} generated 500x375 images")
     print_table(rows)
     return {"benchmark": "train", "device": str(device), "rows": rows}
 
@@ -535,7 +543,7 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
             loss.backward()
             optimizer.step()
         model.eval()
-        confusion = ConfusionMatrix()
+        confusion = ConfusionMatrix(VOC_NUM_CLASSES)
         with torch.no_grad():
             for image, mask in (val[i] for i in range(len(val))):  # one at a time: sizes differ
                 images = (image[None].float() / 255 - mean) / std
@@ -551,6 +559,21 @@ def cpu_runs(text: str) -> list[str]:
             "(the speed-ups are against it)"
         )
     return names
+
+
+def cpu_row(name: str, seconds: list[float], stdout: str, tmp: Path) -> dict:
+    """A `cpu` table row: the run's median seconds and final val mean IoU (the plain loop prints it)."""
+    if name == "plain":
+        miou = json.loads(stdout.strip().splitlines()[-1])["mean_iou"]
+    else:
+        lines = (tmp / "exp" / f"run-{name}" / "metrics.jsonl").read_text().splitlines()
+        miou = json.loads(lines[-1])["mean_iou"]
+    return {
+        "run": CPU_RUNS[name][0],
+        "seconds": round(statistics.median(seconds), 1),
+        "each run": " ".join(f"{x:.1f}" for x in seconds),
+        "final val mean IoU": round(miou, 3),
+    }
 
 
 def bench_cpu(args: argparse.Namespace) -> dict:
@@ -587,21 +610,7 @@ def bench_cpu(args: argparse.Namespace) -> dict:
                 if done.returncode:
                     raise SystemExit(f"{CPU_RUNS[name][0]} failed:\n{done.stderr[-2000:]}")
                 stdout[name] = done.stdout
-        rows = []
-        for name in args.runs:
-            if name == "plain":
-                miou = json.loads(stdout[name].strip().splitlines()[-1])["mean_iou"]
-            else:
-                lines = (Path(tmp) / "exp" / f"run-{name}" / "metrics.jsonl").read_text().splitlines()
-                miou = json.loads(lines[-1])["mean_iou"]
-            rows.append(
-                {
-                    "run": CPU_RUNS[name][0],
-                    "seconds": round(statistics.median(seconds[name]), 1),
-                    "each run": " ".join(f"{x:.1f}" for x in seconds[name]),
-                    "final val mean IoU": round(miou, 3),
-                }
-            )
+        rows = [cpu_row(name, seconds[name], stdout[name], Path(tmp)) for name in args.runs]
     for row in rows:
         row["speed-up vs plain"] = round(rows[-1]["seconds"] / row["seconds"], 2)
     print(
@@ -742,6 +751,45 @@ def bench_start(args: argparse.Namespace) -> dict:
     return {"benchmark": "start", "rows": rows}
 
 
+def budget_run(argv: list[str], run_dir: Path) -> dict:
+    """One main.py command under --time: its wall seconds, and what its last checkpoint says of the plan."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "main.py", *argv], cwd=ROOT, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    checkpoint = torch.load(run_dir / "last.pth", map_location="cpu", weights_only=True)
+    return {
+        "wall s": round(seconds, 1),
+        "steps": checkpoint["step"],
+        "epochs": checkpoint["epoch"],
+        "final lr": checkpoint["scheduler"]["_last_lr"][0],
+    }
+
+
+def bench_budget(args: argparse.Namespace) -> dict:
+    """main.py --time T on the demo data set, with the demo's recipe (the steps planned) and with none
+    (the recipe planned too): the whole command's wall time against T."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = ["--save_dir", f"{tmp}/exp", "--tensorboard_dir", f"{tmp}/tb"]
+        subprocess.run(
+            [sys.executable, "tools/demo_data.py", "--out", f"{tmp}/demo", "--prepare"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        for budget in args.times:
+            seconds = duration_seconds(budget)
+            for run, extra in (("demo recipe", ["@recipes/demo.txt"]), ("planned", [])):
+                name = f"{run.split()[0]}-{budget}"
+                argv = [*extra, "--data_dir", f"{tmp}/demo", "--time", budget, "--name", name, *out]
+                row = {"run": run, "budget s": seconds, **budget_run(argv, Path(tmp) / "exp" / name)}
+                row["wall / budget"] = round(row["wall s"] / seconds, 3)
+                rows.append(row)
+    print(f"main.py --time on the demo data set, {os.cpu_count()} cores, torch {torch.__version__}")
+    print_table(rows)
+    return {"benchmark": "budget", "rows": rows}
+
+
 def bench_plain(args: argparse.Namespace) -> dict:
     return {"mean_iou": plain_run(Path(args.data_dir), args)}
 
@@ -804,6 +852,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     start = sub.add_parser("start", help="the data layer's first and second start on a generated set")
     start.add_argument("--masks", type=int, default=20000, help="generated ADE20K masks (10%% validation)")
     start.add_argument("--size", type=int, default=128, help="side of the generated masks")
+    budget = sub.add_parser("budget", help="main.py under --time: wall time against the budget")
+    budget.add_argument("--times", nargs="+", default=["1m", "3m"], help="budgets (--time values)")
     plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
     plain.add_argument("--data_dir", required=True)
     for mode in (cpu, plain):
@@ -824,6 +874,7 @@ def main() -> None:
         "coco": bench_coco,
         "start": bench_start,
         "depth": bench_depth,
+        "budget": bench_budget,
     }
     if args.command == "plain":  # started by `cpu`, which holds the lock
         result = modes[args.command](args)

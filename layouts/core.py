@@ -24,11 +24,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from utils import UserError, replaced_atomically
+from utils import UserError, reading, replaced_atomically
 
 IGNORE_INDEX = 255  # "void" in every mask as loaded: never trained on, never scored
 VAL_FRACTION = 0.1  # held out for validation when a data set has no validation split
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+NOT_PIXELS = {"BUFR", "GRIB", "HDF5", "MPEG", "EPS", "WMF"}  # PIL formats that are stubs, video or vector
+
+
+def pil_suffixes() -> set[str]:
+    """The file name endings of every raster format PIL opens (.png, .jpg, .tif, .pgm, .jp2, ...)."""
+    Image.init()
+    formats = Image.registered_extensions().items()
+    return {suffix for suffix, name in formats if name in Image.OPEN and name not in NOT_PIXELS}
+
+
+IMAGE_SUFFIXES = pil_suffixes()
 MASK_SUFFIXES = {".png", ".gif", ".tif", ".tiff", ".bmp"}  # lossless formats
 LOSSY_SUFFIXES = {".jpg", ".jpeg", ".webp"}  # read as masks only when they hold two levels (Kvasir-SEG)
 MASK_TAG = "_mask"  # Carvana's <id>_mask.gif: the tag is not part of the id
@@ -280,13 +290,10 @@ def read_mask_values(path: Path, fix: str) -> np.ndarray:
     their indices, GIFs their grey levels, 1-bit masks 0/1, grey RGB(A) masks one channel; a JPEG its
     two levels (0/255) when it holds two, by JPEG_THRESHOLD. UserError naming the file for an unreadable
     or colour mask, or a JPEG that is not binary."""
-    try:
-        with Image.open(path) as image:
-            if image.format == "GIF":  # always palette-coded: the grey level is what the user drew
-                image = image.convert("L")
-            mask = np.array(image)
-    except OSError as error:
-        raise UserError(f"cannot read mask {path}: {error}; {fix}") from None
+    with reading(path, "mask", fix), Image.open(path) as image:
+        if image.format == "GIF":  # always palette-coded: the grey level is what the user drew
+            image = image.convert("L")
+        mask = np.array(image)
     if mask.dtype == bool:
         mask = mask.astype(np.uint8)
     if mask.ndim == 3 and (mask[..., :3] == mask[..., :1]).all():  # grey saved as RGB: one channel
@@ -319,11 +326,8 @@ def binary_jpeg(mask: np.ndarray, path: Path) -> np.ndarray:
 
 def read_palette_indices(path: Path, fix: str) -> np.ndarray:
     """A palette image's indices as stored (Carvana's GIFs hold 0/1 behind a black/white palette)."""
-    try:
-        with Image.open(path) as image:
-            return np.array(image if image.mode == "P" else image.convert("L"))
-    except OSError as error:
-        raise UserError(f"cannot read mask {path}: {error}; {fix}") from None
+    with reading(path, "mask", fix), Image.open(path) as image:
+        return np.array(image if image.mode == "P" else image.convert("L"))
 
 
 def found_mask_values(paths: list[Path], fix: str, read=read_mask_values, threads: int = 8) -> list[int]:

@@ -24,7 +24,7 @@ from layouts.core import (
     read_list,
     single_files,
 )
-from utils import UserError
+from utils import UserError, reading
 
 EXPECTS = "a CVAT export (labelmap.txt)"
 
@@ -49,11 +49,8 @@ def read_labelmap(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
 
 def decode_colors(files: tuple[Path, ...], colors: np.ndarray, labelmap: Path, fix: str) -> np.ndarray:
     """An RGB mask -> class indices: the class whose labelmap colour the pixel has."""
-    try:
-        with Image.open(files[0]) as image:
-            rgb = np.asarray(image.convert("RGB"))
-    except OSError as error:
-        raise UserError(f"cannot read mask {files[0]}: {error}; {fix}") from None
+    with reading(files[0], "mask", fix), Image.open(files[0]) as image:
+        rgb = np.asarray(image.convert("RGB"))
     mask, unknown = indices_from_colors(rgb, colors, list(range(len(colors))))
     if unknown:
         raise UserError(f"mask {files[0]} holds colour {unknown}, which {labelmap} does not list: {fix}")

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from layouts.core import VOC_PALETTE, DataLayout, cache_dir, files_stamp, incomplete, no_split, value_decoder
-from utils import UserError
+from utils import UserError, reading
 
 EXPECTS = "ISBI 2012's train-volume.tif and train-labels.tif"
 NAMES, VALUES = ("membrane", "cell"), (0, 255)
@@ -26,11 +26,8 @@ RULE = "train-labels.tif: 0 -> membrane, 255 -> cell"
 
 
 def pages(path: Path) -> list[np.ndarray]:
-    try:
-        with Image.open(path) as stack:
-            return [np.array(page) for page in ImageSequence.Iterator(stack)]
-    except OSError as error:
-        raise UserError(f"cannot read {path}: {error}; download the challenge's stacks again") from None
+    with reading(path, fix="download the challenge's stacks again"), Image.open(path) as stack:
+        return [np.array(page) for page in ImageSequence.Iterator(stack)]
 
 
 def prepared(volume: Path, labels: Path) -> Path:

@@ -13,6 +13,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"  # the real files, where the machine has them
+CAMVID = SHARED / "camvid"
+ISBI = SHARED / "isbi2012"
 
 
 def copy_tree(source: Path, dest: Path) -> Path:
@@ -343,3 +346,56 @@ def scientific_layout(root: Path, kind: str, count: int = 12, seed: int = 7) -> 
             tifffile.imwrite(root / "images" / f"s{k:02d}.tif", (signal / 4095).astype(np.float32))
         Image.fromarray(np.where(blobs, 255, 0).astype(np.uint8)).save(root / "masks" / f"s{k:02d}.png")
     return root
+
+
+# Running main.py in the tests
+
+# 24 train images / batch 4 = 6 steps an epoch (one pass: --min_epoch_images 0); a 4-channel U-Net: a
+# few seconds an epoch on a CPU.
+SMALL = "--epochs 2 --batch_size 4 --crop_size 48 --base_channels 4 --num_workers 0 --print_freq 2"
+SMALL = [*SMALL.split(), "--min_epoch_images", "0"]
+
+
+def main_command(data, tmp_path, *extra, name="run"):
+    """main.py's arguments for a SMALL run named `name` that writes under tmp_path."""
+    output = ["--save_dir", str(tmp_path / "exp"), "--tensorboard_dir", str(tmp_path / "tb")]
+    return ["main.py", "--data_dir", str(data), *output, "--name", name, *SMALL, *extra]
+
+
+def train(data, tmp_path, *extra, name="run"):
+    return run_script(*main_command(data, tmp_path, *extra, name=name))
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in message
+
+
+# Real and turned files
+
+
+def small_camvid_src(src: Path, root: Path, per_split: int) -> Path:
+    """The real CamVid folder with each split list cut to its first `per_split` lines."""
+    root.mkdir()
+    for split in ("train", "val", "test"):
+        (root / split).symlink_to(src / split)
+        (root / f"{split}annot").symlink_to(src / f"{split}annot")
+        lines = (src / f"{split}.txt").read_text().splitlines()[:per_split]
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def turned_jpeg(path, upright: np.ndarray, orientation: int = 6):
+    """A JPEG whose stored pixels are `upright` turned, with the EXIF orientation that shows it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.rot90(upright)).save(path, exif=exif, quality=95)
+    return path

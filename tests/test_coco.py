@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 
 from layouts import describe
-from tests.helpers import cvat_coco_export, paint_objects, roboflow_coco_export, run_script
-from tests.test_main import assert_user_error
+from tests.helpers import assert_user_error, cvat_coco_export, paint_objects, roboflow_coco_export, run_script
 
 
 def convert(*args):

@@ -6,9 +6,11 @@ import torch
 from PIL import Image
 
 from dataset import (
+    PixelCounts,
     SameSizeBatches,
     ShardSampler,
     VOCSegmentation,
+    check_masks,
     elastic_deform,
     make_loader,
     pixel_report,
@@ -16,7 +18,7 @@ from dataset import (
     to_device,
 )
 from layouts import IGNORE_INDEX, VOC_PALETTE, describe
-from tests.helpers import binary_layout, prepared_tree
+from tests.helpers import binary_layout, prepared_tree, turned_jpeg
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
 STRIPE_CLASSES = (1, 2, 4, 6, 13)  # classes whose VOC colours are far apart
@@ -372,22 +374,22 @@ def test_a_repeated_pass_draws_new_augmentation(prepared_demo):
 def test_pixel_report_gives_each_class_share_and_warns_about_an_absent_class_and_void(tmp_path):
     root = binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\nnucleus\n")
     layout = describe(root)
-    counts = np.array([[60, 20, 0, 120], [40, 20, 0, 140]])
-    line, warnings = pixel_report(layout, counts, "train")
+    counts = PixelCounts(np.array([[60, 20, 0], [40, 20, 0]]), np.array([120, 140]))
+    line, *warnings = pixel_report(layout, counts, "train")
     assert line == "train pixels: background 25.0%, cell 10.0%, nucleus 0.0%, void 65.0%"
     assert "class 'nucleus' is in no train mask" in warnings[0] and "value 2" in warnings[0]
     assert "65% of the train pixels are void (255)" in warnings[1]
-    assert pixel_report(layout, np.array([[60, 20, 5, 0]]), "train")[1] == []
+    assert pixel_report(layout, PixelCounts(np.array([[60, 20, 5]]), np.array([0])), "train")[1:] == []
 
 
 def test_masks_of_one_class_only_are_refused(tmp_path):
     layout = describe(binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\n"))
     with pytest.raises(UserError, match=r"train masks in .* hold only class \['background'\]"):
-        pixel_report(layout, np.array([[60, 0, 3]]), "train")
+        check_masks(layout, PixelCounts(np.array([[60, 0]]), np.array([3])), "train")
+    check_masks(layout, PixelCounts(np.array([[60, 1]]), np.array([3])), "train")  # two classes: fine
 
 
 def test_a_photo_with_exif_orientation_is_read_upright_like_its_mask(tmp_path):
-    from tests.test_predict import turned_jpeg
 
     root = binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\n")
     upright = np.array(Image.open(root / "images/s01.png").convert("RGB"))  # 48 high, 64 wide
@@ -403,7 +405,6 @@ def test_a_photo_with_exif_orientation_is_read_upright_like_its_mask(tmp_path):
 
 
 def test_a_mask_drawn_on_the_stored_pixels_of_a_turned_photo_names_exif(tmp_path):
-    from tests.test_predict import turned_jpeg
 
     root = binary_layout(tmp_path, count=3, values=(0, 1), classes="background\ncell\n")
     upright = np.array(Image.open(root / "images/s01.png").convert("RGB"))

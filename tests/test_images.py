@@ -12,8 +12,14 @@ from PIL import Image
 from dataset import SegmentationDataset, resized_region
 from images import ImageFormat, display, image_format, read_image, read_stored
 from layouts import describe
-from tests.helpers import binary_layout, run_script, scientific_layout
-from tests.test_main import assert_user_error, last_json, main_command
+from tests.helpers import (
+    assert_user_error,
+    binary_layout,
+    last_json,
+    main_command,
+    run_script,
+    scientific_layout,
+)
 
 
 def test_a_16_bit_png_keeps_its_values(tmp_path):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from inference import augmented_logits, band_logits, predict_classes, window_starts
+from inference import InferenceOptions, augmented_logits, band_logits, predict_classes, window_starts
 from main import parse_args
 from model import UNet, fused_for_inference
 
@@ -21,8 +21,10 @@ def random_images(count, height, width, seed=0):
     return torch.randint(0, 256, (count, 3, height, width), dtype=torch.uint8, generator=generator)
 
 
-def whole_logits(model, images, **options):
-    return torch.cat([logits.clone() for _, _, logits in band_logits(model, images, CPU, **options)], -2)
+def whole_logits(model, images, tile):
+    return torch.cat(
+        [logits for _, _, logits in band_logits(model, images, CPU, InferenceOptions(tile=tile))], -2
+    )
 
 
 def test_windows_cover_the_length_with_the_last_flush():
@@ -31,7 +33,7 @@ def test_windows_cover_the_length_with_the_last_flush():
 
 
 def test_small_images_come_back_whole_in_one_band(model):
-    bands = list(band_logits(model, random_images(2, 40, 56), CPU, tile=64))
+    bands = list(band_logits(model, random_images(2, 40, 56), CPU, InferenceOptions(tile=64)))
     assert [(top, bottom) for top, bottom, _ in bands] == [(0, 40)]
     assert bands[0][2].shape == (2, 5, 40, 56)
 
@@ -39,7 +41,9 @@ def test_small_images_come_back_whole_in_one_band(model):
 def test_bands_of_a_tiled_image_cover_every_row_once(model):
     bands = [
         (top, bottom, logits.shape)
-        for top, bottom, logits in band_logits(model, random_images(1, 150, 90), CPU, tile=64)
+        for top, bottom, logits in band_logits(
+            model, random_images(1, 150, 90), CPU, InferenceOptions(tile=64)
+        )
     ]
     assert bands[0][0] == 0 and bands[-1][1] == 150
     assert all(a[1] == b[0] for a, b in zip(bands, bands[1:], strict=False))
@@ -49,7 +53,7 @@ def test_bands_of_a_tiled_image_cover_every_row_once(model):
 def test_tiles_agree_with_the_whole_image_away_from_tile_borders(model):
     images, tile = random_images(1, 400, 700), 256
     whole = whole_logits(model, images, tile=4096)[0]
-    tiled = whole_logits(model, images, tile=tile)[0]
+    tiled = whole_logits(model, images, tile=tile)[0]  # each band a tensor of its own: no copies needed
 
     def far_from_inner_edges(length, distance=128):  # the 8-channel U-Net sees about 100 px around
         starts = window_starts(length, tile, tile - tile // 4)
@@ -75,7 +79,9 @@ def test_flip_tta_is_mirror_symmetric(model):
 
 
 def test_scaled_tta_returns_logits_of_the_input_size(model):
-    classes = predict_classes(model, random_images(1, 45, 67), CPU, scales=(0.5, 1.0, 1.5), flip=True)
+    classes = predict_classes(
+        model, random_images(1, 45, 67), CPU, InferenceOptions(scales=(0.5, 1.0, 1.5), flip=True)
+    )
     assert classes.shape == (1, 45, 67) and classes.dtype == torch.uint8 and classes.max() < 5
 
 

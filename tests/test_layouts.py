@@ -10,20 +10,19 @@ from PIL import Image
 from dataset import SegmentationDataset
 from layouts import IGNORE_INDEX, VOC_PALETTE, describe, held_out
 from tests.helpers import (
+    CAMVID,
     CVAT_COLORS,
+    ISBI,
     OWN_CLASSES,
-    ROOT,
     binary_layout,
     cvat_export,
     labelme_export,
     plain_layout,
     roboflow_mask_export,
     run_script,
+    small_camvid_src,
 )
 from utils import UserError
-
-CAMVID = ROOT.parent / "shared" / "data" / "camvid"
-ISBI = ROOT.parent / "shared" / "data" / "isbi2012"
 
 
 def source_mask(layout, image_id):
@@ -188,7 +187,7 @@ def test_scan_counts_the_pixels_of_each_class(tmp_path):
     root = plain_layout(tmp_path, {"train": 3, "val": 1})
     counts = SegmentationDataset(root, "train").scan_masks()
     masks = [np.array(Image.open(root / f"masks/train{k}.png")) for k in range(3)]
-    assert counts.tolist() == [[int((m == c).sum()) for c in range(4)] for m in masks]
+    assert counts.classes.tolist() == [[int((m == c).sum()) for c in range(4)] for m in masks]
 
 
 @pytest.fixture
@@ -196,17 +195,6 @@ def camvid_src():
     if not CAMVID.is_dir():
         pytest.skip(f"real CamVid files not found at {CAMVID}")
     return CAMVID
-
-
-def small_camvid_src(src: Path, root: Path, per_split: int) -> Path:
-    """The real CamVid folder with each split list cut to its first `per_split` lines."""
-    root.mkdir()
-    for split in ("train", "val", "test"):
-        (root / split).symlink_to(src / split)
-        (root / f"{split}annot").symlink_to(src / f"{split}annot")
-        lines = (src / f"{split}.txt").read_text().splitlines()[:per_split]
-        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return root
 
 
 @pytest.mark.slow
@@ -374,8 +362,9 @@ def test_the_isbi_2012_labels_load_as_stored_as_membrane_and_cell(tmp_path):
     (tmp_path / "masks").symlink_to(ISBI / "train" / "label")
     layout = describe(tmp_path)
     assert layout.mask_values == (0, 255) and len(layout.all_ids()) == 30
-    counts = SegmentationDataset(layout, "train", train=True).scan_masks(void=True).sum(0)
-    membrane, cell, void = counts / counts.sum()
+    counts = SegmentationDataset(layout, "train", train=True).scan_masks()
+    pixels = np.append(counts.classes.sum(0), counts.void.sum())
+    membrane, cell, void = pixels / pixels.sum()
     assert 0.15 < membrane < 0.3 and cell == pytest.approx(1 - membrane) and void == 0  # README: about 22%
 
 

@@ -11,19 +11,23 @@ from PIL import Image
 from layouts import describe
 from metrics import ConfusionMatrix
 from tests.helpers import (
+    CAMVID,
+    ISBI,
     OWN_CLASSES,
     SHAPE_CLASSES,
+    assert_user_error,
     binary_layout,
     cvat_coco_export,
     cvat_export,
     labelme_export,
+    last_json,
     plain_layout,
     roboflow_coco_export,
     roboflow_mask_export,
     run_script,
+    small_camvid_src,
+    train,
 )
-from tests.test_layouts import CAMVID, ISBI, small_camvid_src
-from tests.test_main import assert_user_error, last_json, train
 
 pytestmark = pytest.mark.slow  # whole runs of the scripts
 

@@ -65,9 +65,9 @@ def test_matches_independent_computation_with_void_and_absent_classes():
 def test_several_updates_equal_one_update():
     rng = np.random.default_rng(1)
     pred, target = random_batch(rng, (6, 20, 30))
-    together = ConfusionMatrix()
+    together = ConfusionMatrix(num_classes=21)
     together.update(torch.from_numpy(pred), torch.from_numpy(target))
-    apart = ConfusionMatrix()
+    apart = ConfusionMatrix(num_classes=21)
     for i in range(6):  # one image at a time: per-image averaging would give different numbers
         apart.update(torch.from_numpy(pred[i]), torch.from_numpy(target[i]))
     assert torch.equal(together.mat, apart.mat)
@@ -100,13 +100,13 @@ def test_void_pixels_are_not_counted():
 
 
 def test_shape_mismatch_is_a_value_error():
-    cm = ConfusionMatrix()
+    cm = ConfusionMatrix(num_classes=21)
     with pytest.raises(ValueError, match="same shape"):
         cm.update(torch.zeros(2, 5, 5, dtype=torch.long), torch.zeros(2, 5, 6, dtype=torch.long))
 
 
 def test_reset_clears_counts_and_empty_matrix_gives_nan():
-    cm = ConfusionMatrix()
+    cm = ConfusionMatrix(num_classes=21)
     assert math.isnan(cm.compute()["mean_iou"])
     cm.update(torch.ones(3, 3, dtype=torch.long), torch.ones(3, 3, dtype=torch.long))
     assert cm.compute()["mean_iou"] == 1.0
@@ -116,7 +116,7 @@ def test_reset_clears_counts_and_empty_matrix_gives_nan():
 
 
 def test_all_reduce_without_distributed_is_a_no_op():
-    cm = ConfusionMatrix()
+    cm = ConfusionMatrix(num_classes=21)
     cm.update(torch.ones(3, 3, dtype=torch.long), torch.ones(3, 3, dtype=torch.long))
     before = cm.mat.clone()
     cm.all_reduce()

@@ -5,7 +5,7 @@ from PIL import Image
 
 from layouts import VOC_PALETTE
 from model import UNet
-from tests.helpers import run_script
+from tests.helpers import run_script, turned_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -126,14 +126,6 @@ def test_large_image_in_tiles_with_tta_keeps_its_size(tmp_path, checkpoint):
     result = predict(checkpoint, image, tmp_path / "out", *"--tile 128 --tta --tta_scales 0.5 1".split())
     assert result.returncode == 0, result.stderr
     assert_class_png(tmp_path / "out/wide.png", (301, 157))
-
-
-def turned_jpeg(path, upright: np.ndarray, orientation: int = 6):
-    """A JPEG whose stored pixels are `upright` turned, with the EXIF orientation that shows it upright."""
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    Image.fromarray(np.rot90(upright)).save(path, exif=exif, quality=95)
-    return path
 
 
 @pytest.mark.slow

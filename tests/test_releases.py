@@ -9,8 +9,7 @@ from PIL import Image
 from dataset import SegmentationDataset
 from layouts import FALLBACK, FORMATS, describe
 from tests import releases
-from tests.helpers import ROOT, run_script
-from tests.test_main import last_json, main_command
+from tests.helpers import ROOT, last_json, main_command, run_script
 from utils import UserError
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -71,7 +70,7 @@ def test_a_release_loads_through_the_dataset(release):
     image, mask = val[0]
     assert image.shape == (3, *releases.SIZE) and image.dtype == mask.dtype == torch.uint8
     np.testing.assert_array_equal(mask.numpy(), truth[val.ids[0]])
-    assert val.scan_masks().sum() == sum(int((truth[i] != 255).sum()) for i in val.ids)
+    assert val.scan_masks().classes.sum() == sum(int((truth[i] != 255).sum()) for i in val.ids)
 
 
 def test_cityscapes_label_ids_become_the_19_evaluation_classes(tmp_path):
@@ -177,13 +176,13 @@ def test_every_format_says_what_it_expects_when_nothing_matches(tmp_path):
 
 def test_a_second_scan_reads_no_mask_and_a_changed_mask_is_read_again(tmp_path, monkeypatch):
     data, truth = releases.ade20k(tmp_path / "ade")
-    first = SegmentationDataset(data, "train").scan_masks()
+    first = SegmentationDataset(data, "train").scan_masks().classes
     monkeypatch.setattr(SegmentationDataset, "_count_pixels", lambda self, threads: pytest.fail("re-read"))
-    np.testing.assert_array_equal(SegmentationDataset(data, "train").scan_masks(), first)
+    np.testing.assert_array_equal(SegmentationDataset(data, "train").scan_masks().classes, first)
     monkeypatch.undo()
     path = data / "annotations" / "training" / "ADE_train_00000001.png"
     Image.fromarray(np.full(releases.SIZE, 3, np.uint8)).save(path)
-    again = SegmentationDataset(data, "train").scan_masks()
+    again = SegmentationDataset(data, "train").scan_masks().classes
     assert again[0].tolist() == [0, 0, 48 * 64] + [0] * 147 and (again[1:] == first[1:]).all()
 
 

@@ -92,14 +92,14 @@ def test_the_keeper_fits_a_budget_plan_at_the_first_loss_read_and_refits_when_st
     keeper = PlanKeeper(plan, started=100.0, val_steps=0.0)
     now[0] += 20.0  # 20 steps at 1 s
     assert keeper.observe(20).startswith("plan: ")
-    assert keeper.plan.total_steps == 594 and keeper.plan.step_s == pytest.approx(1.0)  # TARGET: 99%
+    assert keeper.plan.total_steps == 592 and keeper.plan.step_s == pytest.approx(1.0)  # 99%, less 2 s
     now[0] += 10.0  # 10 more steps, still 1 s: no re-fit before REFIT_SECONDS
-    assert keeper.observe(30) == "" and keeper.plan.total_steps == 594
+    assert keeper.observe(30) == "" and keeper.plan.total_steps == 592
     now[0] += 90.0  # steps 20-60 in 100 s: 2.5 s a step; the estimate moves halfway, to 1.75 s
     message = keeper.observe(60)
     assert message.startswith("re-planned at step 60")
     assert keeper.plan.step_s == pytest.approx(1.75)
-    assert keeper.plan.total_steps == 60 + int((594 - 120) / 1.75)  # 120 s spent
+    assert keeper.plan.total_steps == 60 + int((592 - 120) / 1.75)  # 120 s spent
 
 
 def test_the_keeper_tells_the_whole_run_s_elapsed_and_remaining_time(monkeypatch):
@@ -124,3 +124,13 @@ def test_a_checkpoint_s_plan_state_gives_back_the_plan_and_the_seconds_spent(mon
 @pytest.mark.parametrize(("seconds", "text"), [(59.4, "0:59"), (61, "1:01"), (3725, "1:02:05")])
 def test_clock_time_is_m_ss_under_an_hour_and_h_mm_ss_above(seconds, text):
     assert clock_time(seconds) == text
+
+
+def test_an_epoch_cut_at_the_planned_last_step_ends_the_run_even_with_time_left(monkeypatch):
+    monkeypatch.setattr("schedule.time.monotonic", lambda: 100.0)
+    plan = Plan(**{**timed(steps_per_epoch=20, step_s=0.1, val_s=0.0).__dict__, "budget": 1000.0})
+    keeper = PlanKeeper(Plan(**{**plan.__dict__, "total_steps": 75}), started=100.0)
+    assert keeper.epoch_trained(75) == "" and keeper.plan.total_steps == 75  # no re-fit past the end
+    keeper.epoch_trained(60)  # an epoch that ended on its own: re-fitted to the time left
+    assert keeper.plan.total_steps > 75
+    assert PlanKeeper(budget_plan(60.0, 20, 1, 1), started=0.0).epochs_text() == "?"

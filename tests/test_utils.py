@@ -1,11 +1,14 @@
 import argparse
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import utils
-from utils import duration_seconds, save_atomically
+from tests.helpers import ROOT
+from utils import duration_seconds, save_atomically, select_amp
 
 
 def test_save_atomically_writes_once_and_links(tmp_path):
@@ -61,3 +64,19 @@ def test_a_duration_is_read_in_seconds(text, seconds):
 def test_a_text_that_is_no_duration_is_refused(text):
     with pytest.raises(argparse.ArgumentTypeError, match="is not a duration"):
         duration_seconds(text)
+
+
+@pytest.mark.parametrize(
+    ("capability", "dtype"),
+    [((7, 5), torch.float16), ((7, 0), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)],
+)  # T4, V100 (bf16 emulated only: fp16), A100, H100
+def test_amp_auto_on_a_gpu_is_bf16_from_compute_capability_8_and_fp16_below(monkeypatch, capability, dtype):
+    monkeypatch.setattr(utils.torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(utils.torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert select_amp("auto", torch.device("cuda", 0)) is dtype
+
+
+def test_process_age_counts_from_the_process_s_start_not_from_the_call():
+    code = "import time; time.sleep(0.5); from utils import process_age; print(process_age())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert 0.5 <= float(result.stdout) < 30  # the half second before the call is counted (Linux: /proc)

@@ -26,7 +26,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from checkpoints import load_model  # noqa: E402
-from images import DTYPES, ImageFormat, statistics_on  # noqa: E402
+from images import DTYPES, ImageFormat, normalized, statistics_on  # noqa: E402
 from utils import UserError, exit_status, replaced_atomically  # noqa: E402
 
 
@@ -45,10 +45,8 @@ class Segmenter(nn.Module):
         self.register_buffer("high", high.clone() if self.clip else torch.zeros(1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.float()
-        if self.clip:
-            images = torch.maximum(torch.minimum(images, self.high), self.low)
-        return self.model((images - self.mean) / self.std)
+        clip = (self.low, self.high) if self.clip else ()
+        return self.model(normalized(images, self.mean, self.std, *clip))
 
 
 def export(checkpoint_path: Path, output: Path, file_format: str) -> ImageFormat:

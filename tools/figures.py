@@ -26,9 +26,10 @@ from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from checkpoints import load_checkpoint, load_model  # noqa: E402
 from dataset import SegmentationDataset  # noqa: E402
+from inference import InferenceOptions  # noqa: E402
 from model import UNet  # noqa: E402
 from records import prediction_rows  # noqa: E402
-from utils import select_amp, select_channels_last, select_device  # noqa: E402
+from utils import select_compute  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BLOCKS = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4", "outc")
@@ -63,8 +64,8 @@ def draw_architecture(model: UNet, path: Path) -> None:
         "up2": 2,
         "up3": 1,
         "up4": 0,
-        "outc": 0,
     }
+    levels["outc"] = 0
     centres = {}
     for k, name in enumerate(BLOCKS):
         channels, height, width = shapes[name]
@@ -81,16 +82,8 @@ def draw_architecture(model: UNet, path: Path) -> None:
         ax.add_patch(FancyArrowPatch((xa + wa / 2, ya), (xb - wb / 2, yb), **arrow))
     for down, up in (("inc", "up4"), ("down1", "up3"), ("down2", "up2"), ("down3", "up1")):
         (xa, ya, wa), (xb, yb, wb) = centres[down], centres[up]
-        ax.add_patch(
-            FancyArrowPatch(
-                (xa + wa / 2, ya + 0.3),
-                (xb - wb / 2, yb + 0.3),
-                linestyle="--",
-                color="#888",
-                arrowstyle="-|>",
-                mutation_scale=10,
-            )
-        )
+        skip = {**arrow, "color": "#888", "linestyle": "--"}
+        ax.add_patch(FancyArrowPatch((xa + wa / 2, ya + 0.3), (xb - wb / 2, yb + 0.3), **skip))
     params = sum(p.numel() for p in model.parameters()) / 1e6
     ax.set_title(
         f"UNet(base_channels={shapes['inc'][0]}, num_classes={shapes['outc'][0]}): {params:.1f} M "
@@ -152,13 +145,12 @@ def draw_predictions(
     checkpoint_path: Path, data_dir: str, path: Path, count: int = 6, split: str = "val"
 ) -> None:
     """Image, ground truth and prediction of `count` images of `split`, spread evenly over its list."""
-    device = select_device("auto")
-    amp_dtype = select_amp("auto", device)
-    channels_last = select_channels_last("auto", amp_dtype)
+    device, amp_dtype, channels_last = select_compute("auto", "auto", "auto")
     model, *_ = load_model(checkpoint_path, device, channels_last)
     dataset = SegmentationDataset(data_dir, split, train=False)
     indices = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int).tolist()
-    rows = prediction_rows(model, dataset, device, indices, amp_dtype=amp_dtype, channels_last=channels_last)
+    options = InferenceOptions(amp_dtype=amp_dtype, channels_last=channels_last)
+    rows = prediction_rows(model, dataset, device, indices, options)
     fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.3 * len(rows)), squeeze=False)
     for k, row in enumerate(rows):
         for ax, panel, title in zip(axes[k], row, ("image", "ground truth", "prediction"), strict=True):

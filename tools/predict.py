@@ -23,22 +23,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from checkpoints import load_model  # noqa: E402
 from images import ImageFormat, check_channels, display, read_pixels, stored_size  # noqa: E402
-from inference import add_inference_flags, inference_options, predict_classes  # noqa: E402
+from inference import InferenceOptions, add_inference_flags, inference_options, predict_classes  # noqa: E402
 from layouts import IMAGE_SUFFIXES, colorize, palette  # noqa: E402
 from model import UNet  # noqa: E402
 from utils import (  # noqa: E402
     AMP_DTYPES,
+    Progress,
     UserError,
     exit_status,
     save_image_atomically,
-    select_amp,
-    select_channels_last,
-    select_device,
+    select_compute,
 )
 
 
@@ -49,7 +47,7 @@ def find_images(source: Path) -> list[Path]:
         raise UserError(f"--input {source} not found: pass an image file or a folder of images")
     images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not images:
-        raise UserError(f"--input {source} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise UserError(f"--input {source} holds no images (of any format PIL opens: .png, .jpg, .tif, ...)")
     return images
 
 
@@ -75,12 +73,11 @@ def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
 
 @torch.no_grad()
 def predict(
-    model: UNet, images: list[np.ndarray], device: torch.device, fmt: ImageFormat, **options
+    model: UNet, images: list[np.ndarray], device: torch.device, fmt: ImageFormat, options: InferenceOptions
 ) -> list[np.ndarray]:
-    """Same-size arrays H x W x C as images.read_pixels reads them -> class-index arrays HxW (uint8);
-    options as inference.band_logits (amp_dtype, channels_last, tile, scales, flip)."""
+    """Same-size arrays H x W x C as images.read_pixels reads them -> class-index arrays HxW (uint8)."""
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    return list(predict_classes(model, batch, device, image_format=fmt, **options).numpy())
+    return list(predict_classes(model, batch, device, options, fmt).numpy())
 
 
 def mask_image(classes: np.ndarray, colors: np.ndarray, values: tuple[int, ...]) -> Image.Image:
@@ -113,9 +110,7 @@ def write_outputs(
 
 def predict_files(args: argparse.Namespace) -> int:
     """Segment every --input image into --output; 1 when some could not be read (the others are written)."""
-    device = select_device(args.device, 0)
-    amp_dtype = select_amp(args.amp, device)
-    channels_last = select_channels_last("auto", amp_dtype)  # as main.py validates
+    device, amp_dtype, channels_last = select_compute(args.device, args.amp, "auto")  # as main.py validates
     model, _, colors, values, fmt = load_model(Path(args.checkpoint), device, channels_last)
     options = inference_options(args, amp_dtype, channels_last)
     images = find_images(Path(args.input))
@@ -138,7 +133,7 @@ def predict_files(args: argparse.Namespace) -> int:
         for group in (list(g) for _, g in groupby(ordered, key=sizes.get))
         for i in range(0, len(group), args.batch_size)
     ]
-    with tqdm(total=len(images), desc="predict", unit="img", disable=len(images) == 1) as bar:
+    with Progress(len(images), "predict", enabled=len(images) > 1) as bar:
         bar.update(len(failed))
         for batch in batches:
             decoded = []
@@ -149,7 +144,7 @@ def predict_files(args: argparse.Namespace) -> int:
                     failed.append((path, str(error)))
                     bar.update(1)
             if decoded:
-                classes = predict(model, [pixels for _, pixels in decoded], device, fmt, **options)
+                classes = predict(model, [pixels for _, pixels in decoded], device, fmt, options)
                 for (path, pixels), path_classes in zip(decoded, classes, strict=True):
                     picture = display(pixels, fmt)
                     write_outputs(picture, path_classes, colors, values, targets[path], args.overlay)
