@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.distributed as dist
 
-VAL_SHARE = 0.1  # under --time, validations spaced (unless --val_every is given) to take at most this
+VAL_SHARE = 0.1  # under --time, validations (unless --val_every is given) take at most this of the budget
 WARMUP_SHARE = 0.1  # under --time, warm-up at most this share of the planned steps
 REFIT_SECONDS = 30.0  # a budget plan is re-fitted this often from the measured step time
 TARGET = 0.99  # a budget plan aims at this share of the budget ...
@@ -119,7 +119,8 @@ def budget_plan(
 def fitted(plan: Plan, step: int, left: float, first: bool = False) -> Plan:
     """`plan` re-made for `left` seconds from `step`: the most steps (none more, past the budget) whose
     training, validations and epoch ends fit; with val_every_free, the fewest epochs between validations
-    that keep them within VAL_SHARE of the time left (after the first fit, never fewer than before).
+    that keep the whole run's within VAL_SHARE of the budget (after the first fit, never fewer than
+    before).
     Warm-up is cut to WARMUP_SHARE of the steps at the `first` fit (or when the steps shrink below it)
     and kept otherwise."""
     most_epochs = -(-most_steps(plan, step, left, 10**9) // plan.steps_per_epoch)
@@ -127,8 +128,8 @@ def fitted(plan: Plan, step: int, left: float, first: bool = False) -> Plan:
     candidates = range(fewest, max(fewest, most_epochs) + 1) if plan.val_every_free else (plan.val_every,)
     for val_every in candidates:
         total = most_steps(plan, step, left, val_every)
-        seconds = plan.validations(step, total, val_every) * plan.val_s
-        if seconds <= VAL_SHARE * left or val_every == candidates[-1]:
+        seconds = plan.validations(0, total, val_every) * plan.val_s  # the whole run's
+        if seconds <= VAL_SHARE * plan.budget or val_every == candidates[-1]:
             break
     warmup = plan.warmup_steps
     if first or warmup > WARMUP_SHARE * total:

@@ -47,8 +47,8 @@ def test_the_scheduler_follows_the_keeper_s_plan_as_it_changes():
     assert "lr_lambdas" not in lr_scheduler.state_dict() or lr_scheduler.state_dict()["lr_lambdas"] == [None]
 
 
-def timed(steps_per_epoch=50, step_s=1.0, val_s=10.0, end_s=0.0, val_every=1, free=False) -> Plan:
-    plan = budget_plan(1e6, steps_per_epoch, warmup_epochs=1, val_every=val_every, val_every_free=free)
+def timed(steps_per_epoch=50, step_s=1.0, val_s=10.0, end_s=0.0, val_every=1, free=False, budget=1e6) -> Plan:
+    plan = budget_plan(budget, steps_per_epoch, warmup_epochs=1, val_every=val_every, val_every_free=free)
     return Plan(**{**plan.__dict__, "step_s": step_s, "val_s": val_s, "end_s": end_s})
 
 
@@ -68,13 +68,14 @@ def test_a_fit_from_the_middle_of_a_run_counts_only_what_is_left():
     assert fitted(plan, step=120, left=5.0).total_steps == 120  # no step more fits: the run ends now
 
 
-def test_a_fit_spaces_validations_out_to_keep_them_within_a_tenth_of_the_time_when_free():
-    plan = timed(steps_per_epoch=10, step_s=1.0, val_s=20.0, free=True)
-    spaced = fitted(plan, step=0, left=1000.0)
+def test_a_fit_spaces_validations_out_to_keep_them_within_a_tenth_of_the_budget_when_free():
+    plan = timed(steps_per_epoch=10, step_s=1.0, val_s=20.0, free=True, budget=1000.0)
+    spaced = fitted(plan, step=0, left=1000.0, first=True)
     validations = spaced.validations(0, spaced.total_steps, spaced.val_every)
     assert spaced.val_every > 1 and validations * 20.0 <= 100.0
-    assert fitted(plan, step=0, left=1000.0 - 1).val_every >= spaced.val_every - 1
-    given = fitted(timed(steps_per_epoch=10, step_s=1.0, val_s=20.0, free=False), 0, 1000.0)
+    near_the_end = fitted(spaced, step=spaced.total_steps - 15, left=40.0)
+    assert near_the_end.val_every == spaced.val_every  # the whole run's share: no sparser at the end
+    given = fitted(timed(steps_per_epoch=10, step_s=1.0, val_s=20.0, free=False, budget=1000.0), 0, 1000.0)
     assert given.val_every == 1  # --val_every given: kept, fewer steps instead
 
 
