@@ -391,3 +391,16 @@ def test_a_roboflow_mask_export_with_other_pixel_values_maps_them(tmp_path):
     assert layout.mask_values == (0, 128, 255) and layout.hold_out  # no valid/: val held out by hash
     image_id = next((root / "train").glob("*_mask.png")).stem.removesuffix("_mask")
     assert set(np.unique(layout.read_mask(image_id))) <= {0, 1, 2}
+
+
+def test_images_in_any_raster_format_pil_opens_are_found(tmp_path):
+    root = plain_layout(tmp_path, {"train": 3, "val": 1})
+    for k, path in enumerate(sorted((root / "images").glob("*.png"))):
+        suffix = (".pgm", ".jp2", ".tga", ".png")[k]  # grey PGM, JPEG 2000, Targa, and a PNG left
+        image = Image.open(path)
+        (image.convert("L") if suffix == ".pgm" else image).save(path.with_suffix(suffix))
+        if suffix != ".png":
+            path.unlink()
+    layout = describe(root)
+    assert sorted(p.suffix for p in layout.images.values()) == [".jp2", ".pgm", ".png", ".tga"]
+    assert SegmentationDataset(layout, "train").scan_masks().classes.sum() > 0

@@ -80,3 +80,13 @@ def test_process_age_counts_from_the_process_s_start_not_from_the_call():
     code = "import time; time.sleep(0.5); from utils import process_age; print(process_age())"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert 0.5 <= float(result.stdout) < 30  # the half second before the call is counted (Linux: /proc)
+
+
+def test_progress_without_a_terminal_writes_plain_lines_not_bar_frames(capsys):
+    with utils.Progress(4, "val") as bar:  # under pytest standard error is not a terminal
+        bar.update(2)
+        bar.show(loss="0.5000")
+        bar.update(2)
+        bar.show(loss="0.4000")  # within LOG_SECONDS of the first line: not written
+    err = capsys.readouterr().err
+    assert err == "val: 50% (2/4 img), loss 0.5000\n" and "\r" not in err
