@@ -88,6 +88,7 @@ class SegmentationDataset(Dataset):
             raise UserError(f"--color_jitter needs 8-bit RGB images; these are {self.format.rule}: drop it")
         # Shared memory, so that persistent loader workers see set_epoch without being restarted.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._sizes: list[tuple[int, int]] | None = None  # image_sizes(), once read
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch.fill_(epoch)
@@ -258,9 +259,12 @@ class SegmentationDataset(Dataset):
             return np.asarray(to_rgb(image)), mask
 
     def image_sizes(self, threads: int = 8) -> list[tuple[int, int]]:
-        """(height, width) of every image, upright, from the file headers."""
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(stored_size, self.images))
+        """(height, width) of every image, upright, from the file headers (read once: the validation
+        batches and the --time plan both ask)."""
+        if self._sizes is None:
+            with ThreadPoolExecutor(threads) as pool:
+                self._sizes = list(pool.map(stored_size, self.images))
+        return self._sizes
 
 
 def resized_region(pixels: np.ndarray, size: tuple[int, int], box: tuple) -> np.ndarray:

@@ -34,7 +34,15 @@ from layouts import DataLayout, describe
 from model import UNet, fused_for_inference
 from planning import Choice, data_choices, data_facts, flag_line, recipe_text, seconds_per_step, width_choice
 from records import RunRecords, TrainingState, epoch_line, eval_summary, prediction_panel
-from schedule import PlanKeeper, budget_plan, clock_time, epochs_plan, plan_from_state, scheduler
+from schedule import (
+    EVAL_COST,
+    PlanKeeper,
+    budget_plan,
+    clock_time,
+    epochs_plan,
+    plan_from_state,
+    scheduler,
+)
 from training import Interruption, NonFiniteLoss, Stopped, evaluate, get_class_weights, train_one_epoch
 from utils import (
     AMP_DTYPES,
@@ -518,7 +526,7 @@ def train(run: Run) -> None:
         show(keeper.epoch_trained(step), run)  # under --time the plan may end the run here
         broadcast_buffers(run.state.model)  # every process now holds the checkpoint's BatchNorm statistics
         metrics = None
-        if keeper.plan.validates(epoch + 1) or step >= keeper.plan.total_steps:
+        if keeper.plan.validates(epoch + 1):  # every val_every epochs, and the last (cut or not)
             metrics = validate(run, epoch + 1, step)
         seconds = time.perf_counter() - start
         best = metrics is not None and metrics["mean_iou"] > run.best_miou
@@ -650,20 +658,18 @@ def get_plan(
     pixel until one is timed."""
     steps_per_epoch = len(train_loader)
     state = (checkpoint or {}).get("plan") or {}
-    train_pixels = args.batch_size * args.crop_size**2
-    val_steps = sum(h * w for h, w in val_set.image_sizes()) / train_pixels / 3
+    if not (args.time or state.get("budget")):
+        plan = epochs_plan(args.epochs, steps_per_epoch, args.warmup_epochs, args.val_every, args.poly_power)
+        return PlanKeeper(plan, command.started)
+    val_pixels = sum(h * w for h, w in val_set.image_sizes())
+    val_steps = EVAL_COST * val_pixels / (args.batch_size * args.crop_size**2)
     if state.get("budget"):
         plan, spent = plan_from_state(state)
         plan = replace(plan, budget=args.time or plan.budget)
         return PlanKeeper(plan, command.started, spent, val_steps=val_steps)
-    if args.time:
-        free = "val_every" not in command.given
-        plan = budget_plan(
-            args.time, steps_per_epoch, args.warmup_epochs, args.val_every, args.poly_power, free
-        )
-        return PlanKeeper(plan, command.started, val_steps=val_steps)
-    plan = epochs_plan(args.epochs, steps_per_epoch, args.warmup_epochs, args.val_every, args.poly_power)
-    return PlanKeeper(plan, command.started)
+    free = "val_every" not in command.given
+    plan = budget_plan(args.time, steps_per_epoch, args.warmup_epochs, args.val_every, args.poly_power, free)
+    return PlanKeeper(plan, command.started, val_steps=val_steps)
 
 
 def plan_lines(

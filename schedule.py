@@ -168,15 +168,15 @@ class PlanKeeper:
         self, plan: Plan, started: float, spent: float = 0.0, step: int = 0, val_steps: float = 0.0
     ) -> None:
         self.plan, self.started, self.spent, self.val_steps = plan, started, spent, val_steps
-        self.start = (step, time.monotonic())  # for the remaining time of an --epochs plan
-        self.window = self.start  # the steps timed for the next fit start here
+        self.restart(step)
         self.last_fit = time.monotonic()
 
     def elapsed(self) -> float:
         return self.spent + time.monotonic() - self.started
 
     def restart(self, step: int) -> None:
-        """Training starts (or resumes) at `step` now: the remaining time is measured from here."""
+        """Training starts (or resumes) at `step` now: the remaining time of an --epochs plan, and the
+        steps timed for the next fit, are measured from here."""
         self.start = self.window = (step, time.monotonic())
 
     def text(self, step: int) -> str:

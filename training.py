@@ -82,7 +82,7 @@ class Interruption:
     step in progress, and the --save_every timer. A second signal stops at once."""
 
     def __init__(self, save_every: float = 0.0) -> None:
-        self.save_every, self.last_save, self.signal = save_every, time.monotonic(), ""
+        self.save_every, self.last_save, self.signal, self.stopping = save_every, time.monotonic(), "", False
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, self._caught)
 
@@ -104,15 +104,17 @@ class Interruption:
             stop, save = bool(flags[0]), bool(flags[1])
         return stop or save, stop
 
-    def after_step(self, synced: bool, last: bool, save: Callable[[], object]) -> None:
-        """save() a step checkpoint when the timer or a signal asks (not after the epoch's last step: its
-        own checkpoint follows), then Stopped on a signal (even after the last step: resuming then
-        validates the epoch, as the run would have)."""
-        due, stop = self.due(synced)
-        if stop or (due and not last):
-            save()
-            self.last_save = time.monotonic()
-        if stop:
+    def save_now(self, synced: bool, last: bool) -> bool:
+        """After a step: whether to write a step checkpoint, for the timer (not after the epoch's last
+        step: its own checkpoint follows) or a signal (even after the last step: resuming then
+        validates the epoch, as the run would have). Call saved() once it is written."""
+        due, self.stopping = self.due(synced)
+        return self.stopping or (due and not last)
+
+    def saved(self) -> None:
+        """A step checkpoint is written: the timer starts again; Stopped when a signal asked for it."""
+        self.last_save = time.monotonic()
+        if self.stopping:
             raise Stopped(self.signal)
 
 
@@ -151,9 +153,9 @@ def train_one_epoch(
     print_freq: int,
     log: Callable[[int, float, float], None],
     skip: int = 0,
-    interruption: Interruption | None = None,
-    save_step: Callable[[int, int], None] | None = None,
-    keeper: PlanKeeper | None = None,
+    interruption: Interruption,
+    save_step: Callable[[int, int], None],
+    keeper: PlanKeeper,
 ) -> int:
     """One pass over the training loader (its first `skip` batches left out: done before a step
     checkpoint), or up to the keeper's planned last step; returns the global step. The loss is read
@@ -174,15 +176,16 @@ def train_one_epoch(
             scheduler.step()
             step += 1
             bar.update(len(images) * runtime.world_size)
-            last = i + 1 == len(loader) or (keeper is not None and step >= keeper.plan.total_steps)
+            last = i + 1 == len(loader) or step >= keeper.plan.total_steps
             synced = reads.add(loss, step, last)
             if synced:
                 lr = optimizer.param_groups[0]["lr"]
                 reads.read(step, lr)
                 show_progress(bar, reads.mean, lr, step, keeper, runtime.rank == 0)
-            if interruption:
-                done = (step, i + 1)  # bound now: save() runs within this step
-                interruption.after_step(synced, last, lambda done=done: (reads.check(), save_step(*done)))
+            if interruption.save_now(synced, last):
+                reads.check()
+                save_step(step, i + 1)
+                interruption.saved()  # and Stopped, on a signal
             if last:
                 break
     return step
@@ -220,27 +223,22 @@ class LossReads:
         check_finite(self.first_bad_step, self.epoch)
 
 
-def epoch_bar(
-    loader: DataLoader, runtime: Runtime, epoch: int, skip: int, keeper: PlanKeeper | None
-) -> Progress:
+def epoch_bar(loader: DataLoader, runtime: Runtime, epoch: int, skip: int, keeper: PlanKeeper) -> Progress:
     """The epoch's progress on rank 0, in images (of every process), from the `skip` batches done."""
     images_a_batch = loader.batch_size * runtime.world_size
     return Progress(
         len(loader) * images_a_batch,
-        f"train {epoch + 1}/{keeper.epochs_text()}" if keeper else f"train {epoch + 1}",
+        f"train {epoch + 1}/{keeper.epochs_text()}",
         initial=skip * images_a_batch,
         enabled=runtime.rank == 0,
     )
 
 
 def show_progress(
-    bar: Progress, loss: float, lr: float, step: int, keeper: PlanKeeper | None, is_main: bool
+    bar: Progress, loss: float, lr: float, step: int, keeper: PlanKeeper, is_main: bool
 ) -> None:
     """The loss, learning rate and whole-run time; under --time the keeper re-fits here, and a plan that
     moved is printed."""
-    if keeper is None:
-        bar.show(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
-        return
     message = keeper.observe(step)
     if message and is_main:
         tqdm.write(message)
