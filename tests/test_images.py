@@ -141,6 +141,11 @@ def test_a_scientific_set_trains_evaluates_predicts_and_exports_as_stored(tmp_pa
     assert json.loads(json.loads(files["classes.json"])["input"])["channels"] == channels
     pixels = torch.from_numpy(read_stored(image)).permute(2, 0, 1)[None]
     assert graph(pixels).shape == (1, 2, 48, 64)
+    pytest.importorskip("matplotlib")
+    from tools.figures import draw_predictions  # the README's figures of a run
+
+    draw_predictions(checkpoint, str(data), tmp_path / "predictions.png", count=2)
+    assert Image.open(tmp_path / "predictions.png").height > 100
     onnxruntime = pytest.importorskip("onnxruntime")
     exported = run_script(
         "tools/export.py", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "m.onnx")

@@ -144,10 +144,11 @@ def draw_curves(scalars: dict, path: Path, title: str, class_weights: str = "non
 def draw_predictions(
     checkpoint_path: Path, data_dir: str, path: Path, count: int = 6, split: str = "val"
 ) -> None:
-    """Image, ground truth and prediction of `count` images of `split`, spread evenly over its list."""
+    """Image, ground truth and prediction of `count` images of `split`, spread evenly over its list,
+    the images read as the checkpoint takes them (its channels and normalisation)."""
     device, amp_dtype, channels_last = select_compute("auto", "auto", "auto")
-    model, *_ = load_model(checkpoint_path, device, channels_last)
-    dataset = SegmentationDataset(data_dir, split, train=False)
+    model, *_, image_format = load_model(checkpoint_path, device, channels_last)
+    dataset = SegmentationDataset(data_dir, split, train=False, image_format=image_format)
     indices = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int).tolist()
     options = InferenceOptions(amp_dtype=amp_dtype, channels_last=channels_last)
     rows = prediction_rows(model, dataset, device, indices, options)
