@@ -628,10 +628,13 @@ def plan_recipe(
         return choices
 
     def step_time(width: int) -> float:
-        loader = get_train_loader(get_train_dataset(layout, args, fmt), args, runtime)
-        model = UNet(fmt.channels, layout.num_classes, width)
-        memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
-        return seconds_per_step(model.to(runtime.device, memory_format=memory_format), loader, runtime)
+        # Throwaway models on a forked RNG: the run's own weights are then drawn as a run of the
+        # written recipe draws them.
+        with torch.random.fork_rng(devices=[runtime.device] if runtime.device.type == "cuda" else []):
+            loader = get_train_loader(get_train_dataset(layout, args, fmt), args, runtime)
+            model = UNet(fmt.channels, layout.num_classes, width)
+            memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+            return seconds_per_step(model.to(runtime.device, memory_format=memory_format), loader, runtime)
 
     left = args.time - (time.monotonic() - command.started)
     width = [width_choice(facts, args.batch_size, left, step_time)]
@@ -704,7 +707,7 @@ def recipe_lines(args: argparse.Namespace, command: Command, planned: list[Choic
         if dest in NOT_RECIPE or not (dest in reasons or dest in command.given or dest == "data_dir"):
             continue
         flag = flag_line(dest, getattr(args, dest)) if dest != "time" else f"--time {args.time:g}s"
-        lines.append((flag or f"# --{dest} off:", reasons.get(dest, "")))
+        lines.append((flag or f"# --{dest} off", reasons.get(dest, "")))
     return lines
 
 

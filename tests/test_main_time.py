@@ -12,8 +12,10 @@ import sys
 import pytest
 import torch
 
-from main import parse_args
+from layouts import describe
+from main import Command, get_image_format, parse_args, plan_recipe
 from tests.helpers import ROOT, run_script
+from utils import setup_runtime
 
 # 24 train images / batch 4 = 6 steps an epoch; a 4-channel U-Net on 48-pixel crops: steps of a few
 # hundredths of a second, so a budget of seconds holds many epochs.
@@ -44,6 +46,21 @@ def test_time_without_a_recipe_plans_the_flags_not_given_and_writes_them_as_a_re
         assert getattr(again, dest) == checkpoint["args"][dest] or list(getattr(again, dest)) == list(
             checkpoint["args"][dest]
         ), dest
+
+
+def test_the_width_measurement_leaves_the_random_state_as_a_run_of_the_recipe_finds_it(prepared_demo):
+    # It builds and steps throwaway U-Nets; drawn from the run's RNG, they would give the planned run
+    # other initial weights than `python main.py @recipe.txt` with the same seed.
+    args = parse_args(["--data_dir", str(prepared_demo), "--time", "10m", *GIVEN[:2], *GIVEN[4:6]])
+    runtime = setup_runtime("cpu", "off", "off", 0, args.seed, False)
+    layout = describe(args.data_dir)
+    given = frozenset({"data_dir", "time", "crop_size", "num_workers"})
+    state = torch.get_rng_state()
+    planned = plan_recipe(
+        args, Command(given, recipe=False), layout, get_image_format(args, layout, None), runtime, None
+    )
+    assert "base_channels" in [choice.dest for choice in planned]  # measured
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 @pytest.mark.slow
