@@ -165,12 +165,14 @@ def seconds_per_step(
 
 
 def recipe_text(lines: list[tuple[str, str]], command: str) -> str:
-    """recipe.txt: a header naming the command that planned it, then one `--flag value  # why` a line."""
+    """recipe.txt: a header naming the command that planned it, then one `--flag value  # why` a line
+    (`# --flag off: why` for a switch planned off)."""
     header = [
         f"# Planned by `{command}`.",
         "# Re-run: python main.py @<this file> --name <a new run name>; flags after it override it.",
     ]
-    return "\n".join([*header, *(f"{flag}  # {why}" if why else flag for flag, why in lines)]) + "\n"
+    body = [f"{flag}{':' if flag.startswith('#') else '  #'} {why}" if why else flag for flag, why in lines]
+    return "\n".join([*header, *body]) + "\n"
 
 
 def flag_line(dest: str, value: object) -> str:
