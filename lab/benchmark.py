@@ -336,29 +336,39 @@ def step_flops(
 
 
 def training_setup(
-    device: torch.device, amp_dtype: torch.dtype | None, fmt: torch.memory_format, args: argparse.Namespace
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    fmt: torch.memory_format,
+    args: argparse.Namespace,
+    in_channels: int = 3,
 ) -> tuple[UNet, torch.optim.Optimizer, torch.amp.GradScaler]:
     """The U-Net in training mode, its optimiser (fused, as in main.py) and grad scaler."""
     torch.manual_seed(0)
-    model = UNet(base_channels=args.base_channels).to(device, memory_format=fmt).train()
+    model = UNet(in_channels, base_channels=args.base_channels).to(device, memory_format=fmt).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, fused=True)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     return model, optimizer, scaler
 
 
 def model_step_setting(
-    device: torch.device, precision: str, memory_format: str, compiled: str, args: argparse.Namespace
+    device: torch.device,
+    precision: str,
+    memory_format: str,
+    compiled: str,
+    args: argparse.Namespace,
+    in_channels: int = 3,
 ) -> tuple[str, dict, float, Callable[[], None]]:
     """main.py's train_step at one setting on synthetic normalised images, warmed up. Returns the
-    setting's name, its warm-up figures, its FLOPs per step and a function that runs one step."""
+    setting's name (with the input channels when they are not 3), its warm-up figures, its FLOPs per
+    step and a function that runs one step."""
 
     amp_dtype = PRECISIONS[precision]
     fmt = MEMORY_FORMATS[memory_format]
     resident = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0  # earlier settings
-    model, optimizer, scaler = training_setup(device, amp_dtype, fmt, args)
-    images = torch.randn(args.batch_size, 3, args.crop_size, args.crop_size, device=device).contiguous(
-        memory_format=fmt
-    )
+    model, optimizer, scaler = training_setup(device, amp_dtype, fmt, args, in_channels)
+    images = torch.randn(
+        args.batch_size, in_channels, args.crop_size, args.crop_size, device=device
+    ).contiguous(memory_format=fmt)
     masks = torch.randint(
         0, VOC_NUM_CLASSES, (args.batch_size, args.crop_size, args.crop_size), device=device
     )
@@ -381,7 +391,8 @@ def model_step_setting(
         "GFLOP/img": round(flops / args.batch_size / 1e9, 1),
         "peak GiB": round(peak, 2) if peak is not None else "-",
     }
-    return f"{precision} {memory_format} compile={compiled}", info, flops, step
+    name = f"{precision} {memory_format} compile={compiled}"
+    return name + (f", {in_channels} input channel(s)" if in_channels != 3 else ""), info, flops, step
 
 
 def validation_setting(
@@ -415,10 +426,11 @@ def bench_model(args: argparse.Namespace) -> dict:
     device = select_device(args.device, 0)
     peak = peak_tflops(device, args.peak_tflops)
     settings = [
-        model_step_setting(device, precision, memory_format, compiled, args)
+        model_step_setting(device, precision, memory_format, compiled, args, int(channels))
         for precision in args.precision.split(",")
         for memory_format in args.memory_format.split(",")
         for compiled in args.compile.split(",")
+        for channels in args.in_channels.split(",")
     ]
     seconds = time_interleaved([step for *_, step in settings], device, args.steps, args.rounds)
     rows = [
@@ -831,6 +843,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         mode.add_argument(
             "--val_size", type=int, default=512, help="side of the synthetic square validation images"
         )
+        if name == "model":
+            mode.add_argument("--in_channels", default="3", help="comma-separated input channels, e.g. 3,1")
         if name == "train":
             mode.add_argument("--num_workers", type=int, default=8)
             mode.add_argument("--images", type=int, default=400, help="generated 500x375 images")

@@ -40,6 +40,19 @@ def test_model_mode_times_every_setting_in_turns():
     assert all(row["val images/s"] > 0 for row in result["validation"])
 
 
+def test_model_mode_times_each_input_channel_count():
+    command = "lab/benchmark.py model --device cpu --batch_size 2 --crop_size 64 --base_channels 8 "
+    command += "--val_size 48 --precision fp32 --in_channels 3,1 --warmup 1 --steps 1 --rounds 1"
+    result = last_json(run_script(*command.split()))
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert list(rows) == [
+        "fp32 channels_last compile=off",
+        "fp32 channels_last compile=off, 1 input channel(s)",
+    ]
+    for row in rows.values():
+        assert row["images/s"] > 0 and row["ms/step"] > 0 and row["GFLOP/img"] > 0
+
+
 def test_cpu_mode_runs_main_and_the_plain_loop_in_turns():
     # Five whole runs (a warm-up, then two turns of two): the fewest that show the turns and the median.
     command = "lab/benchmark.py cpu --epochs 1 --base_channels 4 --crop_size 32 --repeats 2 --runs fp32,plain"
