@@ -707,7 +707,8 @@ def recipe_lines(args: argparse.Namespace, command: Command, planned: list[Choic
         if dest in NOT_RECIPE or not (dest in reasons or dest in command.given or dest == "data_dir"):
             continue
         flag = flag_line(dest, getattr(args, dest)) if dest != "time" else f"--time {args.time:g}s"
-        lines.append((flag or f"# --{dest} off", reasons.get(dest, "")))
+        why = reasons.get(dest, "")
+        lines.append((flag, why) if flag else (f"# --{dest} off: {why}", ""))
     return lines
 
 

@@ -171,8 +171,7 @@ def recipe_text(lines: list[tuple[str, str]], command: str) -> str:
         f"# Planned by `{command}`.",
         "# Re-run: python main.py @<this file> --name <a new run name>; flags after it override it.",
     ]
-    body = [f"{flag}{':' if flag.startswith('#') else '  #'} {why}" if why else flag for flag, why in lines]
-    return "\n".join([*header, *body]) + "\n"
+    return "\n".join([*header, *(f"{flag}  # {why}" if why else flag for flag, why in lines)]) + "\n"
 
 
 def flag_line(dest: str, value: object) -> str:
