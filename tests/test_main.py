@@ -452,3 +452,25 @@ def test_each_results_row_names_the_width_and_epochs_of_its_recipe_file():
         if "base channels" in row:
             assert f"{recipe.base_channels} base channels" in row, name
         assert f"{recipe.epochs} epochs" in row, name
+
+
+def test_the_first_line_says_when_val_images_are_also_trained_on(tmp_path):
+    from dataset import SegmentationDataset
+    from layouts import describe
+    from main import run_header
+    from model import UNet
+    from tests.helpers import plain_layout
+    from utils import Runtime
+
+    data = plain_layout(tmp_path / "data", {"train": 3, "val": 2})
+    runtime = Runtime(0, 0, 1, torch.device("cpu"), None, False, 0)
+    model = UNet(num_classes=3, base_channels=4)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_text("train0\ntrain1\ntrain2\nval0\n")  # everything but val1
+    (lists / "val.txt").write_text("val0\nval1\n")
+    for layout, said in ((describe(data), ""), (describe(data).with_split_lists(lists), " (1 of the val")):
+        datasets = SegmentationDataset(layout, "train"), SegmentationDataset(layout, "val", train=False)
+        header = run_header("run", layout, datasets, tmp_path, runtime, model, None)
+        assert f"/ 2 val images{said}" in header
+    assert "also trained on: val is no hold-out" in header
