@@ -206,6 +206,14 @@ def test_the_real_drive_release_reads_vessels_inside_the_field_of_view():
     assert 0.08 < (expected == 1).sum() / (fov > 0).sum() < 0.16  # vessels: about 12% of the field of view
 
 
+def test_the_drive_all_20_lists_train_on_every_training_image_and_keep_the_held_out_val():
+    layout = describe(shared("drive"))
+    lists = layout.with_split_lists(ROOT / "recipes" / "splits" / "drive-train-20")
+    assert sorted(lists.split_ids("train")) == sorted(layout.all_ids())
+    assert lists.split_ids("val") == layout.split_ids("val")  # the 4 by hash, now also trained on
+    assert lists.split_ids("test") == layout.split_ids("test")
+
+
 def test_the_real_kvasir_release_reads_polyps_by_the_threshold():
     layout = describe(shared("kvasir-seg"))
     assert layout.kind == "Kvasir-SEG" and len(layout.all_ids()) == 200
