@@ -741,10 +741,11 @@ def run_header(
     """The run's first line: data (train and val sets, and how many images they share), device,
     precision, processes, model size, and the epoch a resumed run continues after (None: a new run)."""
     train_set, val_set = datasets
-    held_out = " (val held out by hash)" if layout.hold_out else ""
-    shared = len(set(train_set.ids) & set(val_set.ids))
-    if shared:  # a deliberate retrain on everything, or a mistake in the split lists: say so either way
+    shared = len(set(train_set.ids) & set(val_set.ids))  # a retrain on everything, or a wrong split list
+    if shared:
         held_out = f" ({shared} of the val images also trained on: val is no hold-out)"
+    else:
+        held_out = " (val held out by hash)" if layout.hold_out else ""
     parameters = sum(p.numel() for p in model.parameters()) / 1e6
     return (
         f"{name}: {layout.kind} data set, {layout.num_classes} classes, {len(train_set)} "

@@ -13,9 +13,22 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from dataset import SegmentationDataset
 from layouts import VOC_CLASS_NAMES as CLASS_NAMES
-from main import DEMO_RECIPE, parse_args
-from tests.helpers import ROOT, assert_user_error, copy_tree, last_json, main_command, run_script, train
+from layouts import describe
+from main import DEMO_RECIPE, parse_args, run_header
+from model import UNet
+from tests.helpers import (
+    ROOT,
+    assert_user_error,
+    copy_tree,
+    last_json,
+    main_command,
+    plain_layout,
+    run_script,
+    train,
+)
+from utils import Runtime
 
 
 def start_until_first_checkpoint(command, last, **popen_options):
@@ -202,7 +215,7 @@ def test_sigterm_mid_epoch_writes_the_step_and_resuming_gives_the_same_weights(t
 @pytest.mark.slow
 def test_save_every_bounds_what_sigkill_loses_and_the_resume_is_exact(tmp_path, prepared_demo):
     data = prepared_demo
-    # 100 steps in the epoch: a fast CPU does the 12 of the demo's 24 images within one timer period
+    # 100 steps an epoch: on a fast CPU the demo's 12 (24 images at batch 2) end within one timer period
     slower = "--deterministic --batch_size 2 --base_channels 8 --crop_size 64 --epochs 1".split()
     slower += ["--min_epoch_images", "200"]
     whole = train(data, tmp_path, *slower, name="whole")
@@ -457,22 +470,15 @@ def test_each_results_row_names_the_width_and_epochs_of_its_recipe_file():
 
 
 def test_the_first_line_says_when_val_images_are_also_trained_on(tmp_path):
-    from dataset import SegmentationDataset
-    from layouts import describe
-    from main import run_header
-    from model import UNet
-    from tests.helpers import plain_layout
-    from utils import Runtime
-
-    data = plain_layout(tmp_path / "data", {"train": 3, "val": 2})
+    layout = describe(plain_layout(tmp_path / "data", {"train": 3, "val": 2}))
     runtime = Runtime(0, 0, 1, torch.device("cpu"), None, False, 0)
     model = UNet(num_classes=3, base_channels=4)
     lists = tmp_path / "lists"
     lists.mkdir()
     (lists / "train.txt").write_text("train0\ntrain1\ntrain2\nval0\n")  # everything but val1
     (lists / "val.txt").write_text("val0\nval1\n")
-    for layout, said in ((describe(data), ""), (describe(data).with_split_lists(lists), " (1 of the val")):
-        datasets = SegmentationDataset(layout, "train"), SegmentationDataset(layout, "val", train=False)
-        header = run_header("run", layout, datasets, tmp_path, runtime, model, None)
+    for given, said in ((layout, ""), (layout.with_split_lists(lists), " (1 of the val")):
+        datasets = SegmentationDataset(given, "train"), SegmentationDataset(given, "val", train=False)
+        header = run_header("run", given, datasets, tmp_path, runtime, model, None)
         assert f"/ 2 val images{said}" in header
     assert "also trained on: val is no hold-out" in header
