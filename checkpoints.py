@@ -1,11 +1,13 @@
 """Checkpoints of main.py, in one place: what they hold, saving, loading (pickle disabled), restoring a
-run, checking their classes against a data set, and building the U-Net they describe.
+run, checking their classes against a data set, and building the model they describe.
 
-    checkpoint = load_checkpoint(path)              # a dict of tensors and plain values
-    model = unet_from_checkpoint(checkpoint, path)  # the trained U-Net, on the CPU
-    names, colors = checkpoint_classes(checkpoint)  # and checkpoint_values(checkpoint): the mask values
+    checkpoint = load_checkpoint(path)               # a dict of tensors and plain values
+    model = model_from_checkpoint(checkpoint, path)  # the trained network, on the CPU
+    names, colors = checkpoint_classes(checkpoint)   # and checkpoint_values(checkpoint): the mask values
 
-A checkpoint holds "model" (the state dict), "model_config" (UNet's arguments), "classes" (names,
+A checkpoint holds "model" (the state dict: the whole network, pretrained encoder included, so nothing is
+fetched to load it), "model_config" (its architecture and arguments: model.build_model; without an
+architecture, a UNet's), "classes" (names,
 colours and mask values of the data set), "data" (the format recognised and its value rule), "image"
 (channels, dtype and normalisation of the images it takes), "args" (the run's flags) and, for
 training, "optimizer", "scheduler", "scaler", "epoch" (epochs done), "step", "best_miou" and
@@ -21,7 +23,7 @@ import torch
 
 from images import ImageFormat
 from layouts import VOC_CLASS_NAMES, VOC_NUM_CLASSES, VOC_PALETTE, DataLayout, mapping_text
-from model import UNet, fused_for_inference
+from model import build_model, fused_for_inference
 from utils import UserError, save_atomically
 
 
@@ -140,38 +142,29 @@ def check_checkpoint_classes(checkpoint: dict, path: Path, layout: DataLayout) -
 # Models
 
 
-def build_model(config: dict, checkpoint: dict | None = None, path: Path | None = None) -> UNet:
-    """A U-Net of `config` (UNet's arguments): new, or with the weights of `checkpoint` (read from
-    `path`, named in the error when they do not fit), on the CPU."""
-    model = UNet(**config)
-    if checkpoint is not None:
-        try:
-            model.load_state_dict(checkpoint["model"])
-        except RuntimeError as error:
-            raise UserError(
-                f"{path} does not fit the U-Net it describes: {str(error).splitlines()[0]}"
-            ) from None
+def model_from_checkpoint(checkpoint: dict, path: Path | str) -> torch.nn.Module:
+    """The network a loaded checkpoint describes, with its weights, on the CPU, as trained (not folded)."""
+    model = build_model(checkpoint["model_config"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise UserError(f"{path} does not fit the model it describes: {str(error).splitlines()[0]}") from None
     return model
-
-
-def unet_from_checkpoint(checkpoint: dict, path: Path) -> UNet:
-    """The U-Net a loaded checkpoint describes, with its weights, on the CPU, as trained (not folded)."""
-    return build_model(checkpoint["model_config"], checkpoint, path)
 
 
 def load_model(
     path: Path, device: torch.device, channels_last: bool = False
-) -> tuple[UNet, tuple[str, ...], np.ndarray, tuple[int, ...], ImageFormat]:
-    """The checkpoint's U-Net, folded for inference on `device` in the memory format main.py validates
+) -> tuple[torch.nn.Module, tuple[str, ...], np.ndarray, tuple[int, ...], ImageFormat]:
+    """The checkpoint's network, folded for inference on `device` in the memory format main.py validates
     in, its classes' names, colours (C x 3) and values in the data set's masks, and the images it takes."""
     checkpoint = load_checkpoint(path)
     names, colors = checkpoint_classes(checkpoint)
     if len(names) != checkpoint["model_config"]["num_classes"]:
         raise UserError(
-            f"{path} names {len(names)} classes but its U-Net has "
+            f"{path} names {len(names)} classes but its network has "
             f"{checkpoint['model_config']['num_classes']} outputs: it was not written by main.py"
         )
-    model = unet_from_checkpoint(checkpoint, path)
+    model = model_from_checkpoint(checkpoint, path)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = fused_for_inference(model.to(device, memory_format=memory_format))
     return model, names, colors, checkpoint_values(checkpoint), ImageFormat.from_dict(checkpoint.get("image"))

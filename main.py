@@ -26,12 +26,21 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from checkpoints import build_model, find_checkpoint, restore_training
+from checkpoints import find_checkpoint, model_from_checkpoint, restore_training
 from dataset import PixelCounts, SegmentationDataset, check_masks, make_loader, pixel_report
 from images import ImageFormat, image_format
 from inference import InferenceOptions, add_inference_flags, inference_options
 from layouts import DataLayout, describe
-from model import UNet, fused_for_inference
+from model import (
+    build_model,
+    describe_model,
+    encoder_of,
+    fused_for_inference,
+    load_encoder_weights,
+    model_config,
+    pretrained_mean_std,
+    sync_batchnorm,
+)
 from planning import Choice, data_choices, data_facts, flag_line, recipe_text, seconds_per_step, width_choice
 from records import RunRecords, TrainingState, epoch_line, eval_summary, prediction_panel
 from schedule import (
@@ -43,7 +52,17 @@ from schedule import (
     plan_from_state,
     scheduler,
 )
-from training import Interruption, NonFiniteLoss, Stopped, evaluate, get_class_weights, train_one_epoch
+from training import (
+    Criterion,
+    EpochObserver,
+    Interruption,
+    NonFiniteLoss,
+    Stopped,
+    evaluate,
+    get_class_weights,
+    get_criterion,
+    train_one_epoch,
+)
 from utils import (
     AMP_DTYPES,
     Runtime,
@@ -174,7 +193,29 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="data loader processes per process (0 = main process; -1 = 8 on a GPU, 0 on a CPU)",
     )
     # Model
-    parser.add_argument("--base_channels", type=int, default=64, help="U-Net width (64 = the paper's)")
+    parser.add_argument(
+        "--encoder",
+        default="unet",
+        metavar="NAME",
+        help="unet: the U-Net from scratch; or a timm model (resnet34, efficientnet_b0, convnext_tiny, ...) "
+        "as the encoder of a U-Net decoder",
+    )
+    parser.add_argument(
+        "--encoder_weights",
+        metavar="WEIGHTS",
+        help="imagenet (the default with an --encoder: timm's weights, fetched once into the Hugging Face "
+        "cache), none (random), or FILE (a state dict of that timm model)",
+    )
+    parser.add_argument(
+        "--encoder_lr",
+        type=float,
+        default=1.0,
+        metavar="SCALE",
+        help="the encoder's learning rate as a multiple of --lr (its own parameter group)",
+    )
+    parser.add_argument(
+        "--base_channels", type=int, default=64, help="U-Net width (64 = the paper's; --encoder unet only)"
+    )
     parser.add_argument(
         "--sync_bn", action="store_true", help="synchronise BatchNorm statistics across processes"
     )
@@ -280,8 +321,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--tta applies to --eval_only (validation during training stays plain)")
     if args.eval_only and not args.resume:
         parser.error("--eval_only needs --resume PATH (the checkpoint to evaluate)")
-    if args.time and args.eval_only:
-        parser.error("--time plans a training run: drop it with --eval_only")
+    if args.eval_only:  # flags that only shape training (a planned recipe.txt holds --time) do not block it
+        args.time = 0.0
+    if args.encoder == "unet" and args.encoder_weights not in (None, "none"):
+        parser.error("--encoder_weights needs an --encoder (resnet34, ...): the U-Net starts from scratch")
+    if args.encoder_weights is None:
+        args.encoder_weights = "none" if args.encoder == "unet" else "imagenet"
+    if args.encoder_lr < 0:
+        parser.error(f"--encoder_lr {args.encoder_lr}: give a multiple of --lr of 0 (frozen) or more")
     if not args.resume and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
         args.resume = "auto"  # torchrun restarted the group after a failure: continue, do not start over
     return args
@@ -319,9 +366,16 @@ def get_image_format(args: argparse.Namespace, layout: DataLayout, checkpoint: d
     if checkpoint:
         return ImageFormat.from_dict(checkpoint.get("image"))
     if args.as_rgb:
-        return ImageFormat(rule="8-bit RGB, ImageNet mean and std (--as_rgb)")
-    paths = [layout.image_path(i) for i in layout.split_ids(layout.train_split) if i in layout.images]
-    return image_format(paths, args.keep_alpha)
+        fmt = ImageFormat(rule="8-bit RGB, ImageNet mean and std (--as_rgb)")
+    else:
+        paths = [layout.image_path(i) for i in layout.split_ids(layout.train_split) if i in layout.images]
+        fmt = image_format(paths, args.keep_alpha)
+    pretrained = pretrained_mean_std(model_config(args.encoder, 3, 1, 1))
+    if pretrained is None or not fmt.is_rgb8:
+        return fmt  # the U-Net's, and measured per channel for every other kind of image
+    mean, std = pretrained
+    rule = fmt.rule.replace("ImageNet mean and std", f"the mean and std {args.encoder} was pretrained with")
+    return replace(fmt, mean=mean, std=std, rule=rule)
 
 
 def get_val_dataset(layout: DataLayout, args: argparse.Namespace, fmt: ImageFormat) -> SegmentationDataset:
@@ -359,22 +413,29 @@ def get_train_loader(
 
 def get_model(
     args: argparse.Namespace, num_classes: int, in_channels: int, checkpoint: dict | None, runtime: Runtime
-) -> tuple[UNet, dict]:
-    """The U-Net and its config: the checkpoint's when resuming, else a new one of --base_channels."""
-    config = {"in_channels": in_channels, "num_classes": num_classes, "base_channels": args.base_channels}
+) -> tuple[torch.nn.Module, dict, str]:
+    """The network, its config and where its encoder's weights came from (the file; "" for none): the
+    checkpoint's when resuming (nothing is fetched), else a new one of --encoder (and --base_channels),
+    its encoder loaded from --encoder_weights."""
+    weights = ""
     if checkpoint:
         config = checkpoint["model_config"]
-    model = build_model(config, checkpoint, args.resume)
+        model = model_from_checkpoint(checkpoint, args.resume)
+    else:
+        config = model_config(args.encoder, in_channels, num_classes, args.base_channels)
+        model = build_model(config)
+        if encoder_of(model) is not None and args.encoder_weights != "none":
+            weights = load_encoder_weights(model, args.encoder_weights)
     if args.sync_bn:
         if runtime.device.type != "cuda":
             raise UserError("--sync_bn needs GPUs (PyTorch's SyncBatchNorm is CUDA-only): drop it on a CPU")
         if dist.is_initialized():
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = sync_batchnorm(model)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
-    return model.to(runtime.device, memory_format=memory_format), config
+    return model.to(runtime.device, memory_format=memory_format), config, weights
 
 
-def get_train_model(model: UNet, args: argparse.Namespace, runtime: Runtime) -> torch.nn.Module:
+def get_train_model(model: torch.nn.Module, args: argparse.Namespace, runtime: Runtime) -> torch.nn.Module:
     """The model as the training step calls it: wrapped in DDP under torchrun, compiled with --compile."""
     if dist.is_initialized():
         cuda = runtime.device.type == "cuda"
@@ -383,9 +444,17 @@ def get_train_model(model: UNet, args: argparse.Namespace, runtime: Runtime) -> 
 
 
 def get_optimizer(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.ndim > 1]  # conv weights; BatchNorm and biases get none
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """SGD or AdamW over the decoder (or the whole U-Net) at --lr and a pretrained encoder at --lr x
+    --encoder_lr; weight decay on convolution and linear weights only (not BatchNorm, not biases)."""
+    encoder = encoder_of(model)
+    pretrained = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups = []
+    for in_encoder, lr in ((False, args.lr), (True, args.lr * args.encoder_lr)):
+        params = [p for p in model.parameters() if (id(p) in pretrained) == in_encoder]
+        if params:  # the U-Net has no encoder group: its checkpoints keep their two groups
+            decay = [p for p in params if p.ndim > 1]
+            groups.append({"params": decay, "weight_decay": args.weight_decay, "lr": lr})
+            groups.append({"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr})
     # The fused update (one kernel for all parameters), on CPU as on CUDA: faster than the default
     # per-parameter loop on both.
     if args.optimizer == "sgd":
@@ -406,7 +475,7 @@ def main(args: argparse.Namespace, command: Command | None = None) -> None:
         print(f"--resume auto: no {run_dir / 'last.pth'} yet, starting a new run")
     fmt = get_image_format(args, layout, checkpoint)
     planned = plan_recipe(args, command, layout, fmt, runtime, checkpoint)
-    model, model_config = get_model(args, layout.num_classes, fmt.channels, checkpoint, runtime)
+    model, config, weights = get_model(args, layout.num_classes, fmt.channels, checkpoint, runtime)
     options = inference_options(args, runtime.amp_dtype, runtime.channels_last)
     val_set = get_val_dataset(layout, args, fmt)
     val_loader = make_loader(val_set, args.batch_size, runtime.num_workers)
@@ -420,12 +489,13 @@ def main(args: argparse.Namespace, command: Command | None = None) -> None:
     check_masks(layout, counts, train_set.split)
     train_loader = get_train_loader(train_set, args, runtime)
     about = {
-        "model_config": model_config,
+        "model_config": config,
         "classes": layout.class_table(),
         "data": layout.about(),
         "image": fmt.as_dict(),
         "args": vars(args),
         "planned": [choice.dest for choice in planned],
+        "encoder_weights": weights or (checkpoint or {}).get("encoder_weights", ""),
     }
     run = get_run(
         args, command, runtime, model, about, checkpoint, (train_loader, val_loader), counts, options
@@ -447,7 +517,7 @@ class Run:
     train_loader: DataLoader
     val_loader: DataLoader
     options: InferenceOptions
-    class_weights: torch.Tensor | None
+    criterion: Criterion  # the training loss, class weights included
     keeper: PlanKeeper
     interruption: Interruption
     epoch: int
@@ -462,16 +532,17 @@ def get_run(
     args: argparse.Namespace,
     command: Command,
     runtime: Runtime,
-    model: UNet,
+    model: torch.nn.Module,
     about: dict,
     checkpoint: dict | None,
     loaders: tuple[DataLoader, DataLoader],
     counts: PixelCounts,
     options: InferenceOptions,
 ) -> Run:
-    """The optimiser, the plan and its schedule, the grad scaler, restored from `checkpoint` when
-    resuming, and the model as the step calls it."""
+    """The criterion, the optimiser, the plan and its schedule, the grad scaler, restored from
+    `checkpoint` when resuming, and the model as the step calls it."""
     train_loader, val_loader = loaders
+    class_weights = get_class_weights(counts.classes, args.class_weights, runtime.device)
     optimizer = get_optimizer(model, args)
     keeper = get_plan(args, command, checkpoint, train_loader, val_loader.dataset)
     lr_scheduler = scheduler(optimizer, keeper)  # the keeper's plan: linear warm-up, then poly decay
@@ -486,7 +557,7 @@ def get_run(
         train_loader=train_loader,
         val_loader=val_loader,
         options=options,
-        class_weights=get_class_weights(counts.classes, args.class_weights, runtime.device),
+        criterion=get_criterion(args.loss, class_weights),
         keeper=keeper,
         interruption=Interruption(args.save_every),  # SIGTERM and Ctrl-C stop after the step in progress
         epoch=epoch,
@@ -511,6 +582,8 @@ def start_records(
         write_text_atomically(run_dir / "recipe.txt", recipe)
     resumed_at = (run.epoch, run.epoch_step) if run.resumed else None
     print(run_header(args.name, layout, datasets, splits, run.runtime, run.state.model, resumed_at))
+    if encoder_of(run.state.model) is not None:
+        print(model_line(run.state.about, run.resumed))
     print(data_report(layout, counts, run.train_loader, args.min_epoch_images))
     print(plan_lines(args, command, planned, run.keeper, run_dir))
     run.records = records
@@ -552,25 +625,20 @@ def train_epoch(run: Run, epoch: int, step: int) -> int:
         if records:
             records.save(run.state, progress(run, epoch, step, batches))
 
-    run.keeper.begin_epoch(step)
-    return train_one_epoch(
-        run.train_model,
-        run.state.optimizer,
-        run.state.scheduler,
-        run.state.scaler,
-        run.train_loader,
-        run.runtime,
-        class_weights=run.class_weights,
-        loss_name=run.args.loss,
-        epoch=epoch,
-        step=step,
-        print_freq=run.args.print_freq,
-        log=records.log_train if records else lambda *values: None,
-        skip=run.epoch_step if epoch == run.epoch else 0,
-        interruption=run.interruption,
-        save_step=save_step,
+    observer = EpochObserver(
         keeper=run.keeper,
+        interruption=run.interruption,
+        log=records.log_train if records else lambda *values: None,
+        save_step=save_step,
+        print_freq=run.args.print_freq,
     )
+    run.keeper.begin_epoch(step)
+    state = run.state
+    skip = run.epoch_step if epoch == run.epoch else 0
+    return train_one_epoch(
+        run.train_model, run.criterion, state.optimizer, state.scheduler, state.scaler, run.train_loader,
+        run.runtime, observer, epoch=epoch, step=step, skip=skip,
+    )  # fmt: skip
 
 
 def validate(run: Run, epoch: int, step: int) -> dict:
@@ -624,7 +692,7 @@ def plan_recipe(
     choices = set_choices(
         args, [c for c in data_choices(facts, runtime.device.type) if c.dest not in command.given]
     )
-    if "base_channels" in command.given:
+    if "base_channels" in command.given or args.encoder != "unet":  # the width rule is the U-Net's
         return choices
 
     def step_time(width: int) -> float:
@@ -632,7 +700,7 @@ def plan_recipe(
         # written recipe draws them.
         with torch.random.fork_rng(devices=[runtime.device] if runtime.device.type == "cuda" else []):
             loader = get_train_loader(get_train_dataset(layout, args, fmt), args, runtime)
-            model = UNet(fmt.channels, layout.num_classes, width)
+            model = build_model(model_config("unet", fmt.channels, layout.num_classes, width))
             memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
             return seconds_per_step(model.to(runtime.device, memory_format=memory_format), loader, runtime)
 
@@ -753,6 +821,15 @@ def run_header(
         f"{runtime.device}, amp {amp_name(runtime.amp_dtype)}, channels_last {runtime.channels_last}, "
         f"{runtime.world_size} process(es), {parameters:.2f} M parameters"
         + (f", resuming {resumed_text(*resumed_at)}" if resumed_at is not None else "")
+    )
+
+
+def model_line(about: dict, resumed: bool) -> str:
+    """The line of a model with a pretrained encoder: which, and where its weights came from."""
+    weights = about["encoder_weights"]
+    start = f"pretrained weights from {weights}" if weights else "random weights (--encoder_weights none)"
+    return f"model: {describe_model(about['model_config'])}, its encoder started from {start}" + (
+        "; resumed from the checkpoint" if resumed else ""
     )
 
 

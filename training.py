@@ -4,9 +4,11 @@ plus soft Dice), class weights, one optimisation step, one epoch, and validation
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -56,6 +58,14 @@ def criterion(
     logits = logits.float()
     ce = F.cross_entropy(logits, masks, weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction)
     return ce + soft_dice_loss(logits, masks) if loss == "ce+dice" else ce
+
+
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, masks) -> mean loss
+
+
+def get_criterion(loss: str, weight: torch.Tensor | None = None) -> Criterion:
+    """The training loss of --loss (ce, ce+dice) with the class weights of --class_weights."""
+    return functools.partial(criterion, weight=weight, loss=loss)
 
 
 def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -125,12 +135,11 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     amp_dtype: torch.dtype | None,
-    class_weights: torch.Tensor | None = None,
-    loss_name: str = "ce",
+    loss_fn: Criterion = criterion,
 ) -> torch.Tensor:
     """Forward, backward and update on one normalised batch; returns the loss, still on the device."""
     with autocast(images.device, amp_dtype):
-        loss = criterion(model(images), masks, class_weights, loss=loss_name)
+        loss = loss_fn(model(images), masks)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -138,41 +147,47 @@ def train_step(
     return loss.detach()
 
 
+@dataclass(frozen=True)
+class EpochObserver:
+    """What an epoch of training reports to, and takes its orders from: the run's plan (progress, re-fits,
+    the last step), the signals and timer of step checkpoints, and where losses and step checkpoints go."""
+
+    keeper: PlanKeeper
+    interruption: Interruption
+    log: Callable[[int, float, float], None]  # (step, mean loss, lr), every print_freq steps
+    save_step: Callable[[int, int], None]  # (step, batches of this epoch done): write a step checkpoint
+    print_freq: int = 20
+
+
 def train_one_epoch(
     model: torch.nn.Module,
+    loss_fn: Criterion,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     scaler: torch.amp.GradScaler,
     loader: DataLoader,
     runtime: Runtime,
+    observer: EpochObserver,
     *,
-    class_weights: torch.Tensor | None,
-    loss_name: str = "ce",
     epoch: int,
     step: int,
-    print_freq: int,
-    log: Callable[[int, float, float], None],
     skip: int = 0,
-    interruption: Interruption,
-    save_step: Callable[[int, int], None],
-    keeper: PlanKeeper,
 ) -> int:
     """One pass over the training loader (its first `skip` batches left out: done before a step
-    checkpoint), or up to the keeper's planned last step; returns the global step. The loss is read
-    back from the device only every print_freq steps (LossReads), so the step never waits for the host.
-    When `interruption` says so after a step, save_step(step, batches done this epoch) writes a step
-    checkpoint, and on a signal the epoch ends there with Stopped."""
+    checkpoint), or up to the plan's last step; returns the global step. The loss is read back from the
+    device only every print_freq steps (LossReads), so the step never waits for the host. When the
+    observer's interruption says so after a step, observer.save_step(step, batches done this epoch) writes
+    a step checkpoint, and on a signal the epoch ends there with Stopped."""
+    keeper, interruption = observer.keeper, observer.interruption
     model.train()
     set_epoch(loader, epoch, skip)
-    reads = LossReads(runtime.device, print_freq, epoch, log)
+    reads = LossReads(runtime.device, observer.print_freq, epoch, observer.log)
     with epoch_bar(loader, runtime, epoch, skip, keeper) as bar:
         for i, (images, masks) in enumerate(loader, start=skip):
             images, masks = to_device(
                 images, masks, runtime.device, runtime.channels_last, loader.dataset.format
             )
-            loss = train_step(
-                model, images, masks, optimizer, scaler, runtime.amp_dtype, class_weights, loss_name
-            )
+            loss = train_step(model, images, masks, optimizer, scaler, runtime.amp_dtype, loss_fn)
             scheduler.step()
             step += 1
             bar.update(len(images) * runtime.world_size)
@@ -184,7 +199,7 @@ def train_one_epoch(
                 show_progress(bar, reads.mean, lr, step, keeper, runtime.rank == 0)
             if interruption.save_now(synced, last):
                 reads.check()
-                save_step(step, i + 1)
+                observer.save_step(step, i + 1)
                 interruption.saved()  # and Stopped, on a signal
             if last:
                 break

@@ -41,7 +41,7 @@ from lab.trees import make_prepared_tree, make_sbd_tree  # noqa: E402
 from layouts import IGNORE_INDEX, VOC_NUM_CLASSES, describe  # noqa: E402
 from main import recipe_line  # noqa: E402
 from metrics import ConfusionMatrix  # noqa: E402
-from model import UNet  # noqa: E402
+from model import build_model, model_config  # noqa: E402
 from tools.demo_data import draw_sample, make_demo_data  # noqa: E402
 from tools.voc import prepare  # noqa: E402
 from training import train_step  # noqa: E402
@@ -321,7 +321,7 @@ def peak_tflops(device: torch.device, override: float) -> float | None:
 
 
 def step_flops(
-    model: UNet,
+    model: torch.nn.Module,
     images: torch.Tensor,
     masks: torch.Tensor,
     optimizer: torch.optim.Optimizer,
@@ -341,10 +341,13 @@ def training_setup(
     fmt: torch.memory_format,
     args: argparse.Namespace,
     in_channels: int = 3,
-) -> tuple[UNet, torch.optim.Optimizer, torch.amp.GradScaler]:
-    """The U-Net in training mode, its optimiser (fused, as in main.py) and grad scaler."""
+    encoder: str = "unet",
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
+    """The model of --encoder (the U-Net of --base_channels, or a timm encoder's U-Net) in training mode,
+    its optimiser (fused, as in main.py) and grad scaler."""
     torch.manual_seed(0)
-    model = UNet(in_channels, base_channels=args.base_channels).to(device, memory_format=fmt).train()
+    config = model_config(encoder, in_channels, VOC_NUM_CLASSES, args.base_channels)
+    model = build_model(config).to(device, memory_format=fmt).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, fused=True)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     return model, optimizer, scaler
@@ -357,15 +360,16 @@ def model_step_setting(
     compiled: str,
     args: argparse.Namespace,
     in_channels: int = 3,
+    encoder: str = "unet",
 ) -> tuple[str, dict, float, Callable[[], None]]:
     """main.py's train_step at one setting on synthetic normalised images, warmed up. Returns the
-    setting's name (with the input channels when they are not 3), its warm-up figures, its FLOPs per
-    step and a function that runs one step."""
+    setting's name (with the encoder, and the input channels when they are not 3), its warm-up figures,
+    its FLOPs per step and a function that runs one step."""
 
     amp_dtype = PRECISIONS[precision]
     fmt = MEMORY_FORMATS[memory_format]
     resident = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0  # earlier settings
-    model, optimizer, scaler = training_setup(device, amp_dtype, fmt, args, in_channels)
+    model, optimizer, scaler = training_setup(device, amp_dtype, fmt, args, in_channels, encoder)
     images = torch.randn(
         args.batch_size, in_channels, args.crop_size, args.crop_size, device=device
     ).contiguous(memory_format=fmt)
@@ -391,12 +395,12 @@ def model_step_setting(
         "GFLOP/img": round(flops / args.batch_size / 1e9, 1),
         "peak GiB": round(peak, 2) if peak is not None else "-",
     }
-    name = f"{precision} {memory_format} compile={compiled}"
+    name = ("" if encoder == "unet" else f"{encoder} ") + f"{precision} {memory_format} compile={compiled}"
     return name + (f", {in_channels} input channel(s)" if in_channels != 3 else ""), info, flops, step
 
 
 def validation_setting(
-    device: torch.device, precision: str, memory_format: str, args: argparse.Namespace
+    device: torch.device, precision: str, memory_format: str, args: argparse.Namespace, encoder: str = "unet"
 ) -> Callable[[], None]:
     """One validation batch as main.py runs it: the folded-BatchNorm model on val_size images in the
     autocast precision, argmax and the confusion matrix on the device. Returns a function for it."""
@@ -405,7 +409,8 @@ def validation_setting(
 
     torch.manual_seed(0)
     fmt = MEMORY_FORMATS[memory_format]
-    model = fused_for_inference(UNet(base_channels=args.base_channels).to(device, memory_format=fmt))
+    config = model_config(encoder, 3, VOC_NUM_CLASSES, args.base_channels)
+    model = fused_for_inference(build_model(config).to(device, memory_format=fmt))
     images = torch.randn(args.batch_size, 3, args.val_size, args.val_size, device=device).contiguous(
         memory_format=fmt
     )
@@ -426,7 +431,8 @@ def bench_model(args: argparse.Namespace) -> dict:
     device = select_device(args.device, 0)
     peak = peak_tflops(device, args.peak_tflops)
     settings = [
-        model_step_setting(device, precision, memory_format, compiled, args, int(channels))
+        model_step_setting(device, precision, memory_format, compiled, args, int(channels), encoder)
+        for encoder in args.encoder.split(",")
         for precision in args.precision.split(",")
         for memory_format in args.memory_format.split(",")
         for compiled in args.compile.split(",")
@@ -445,12 +451,17 @@ def bench_model(args: argparse.Namespace) -> dict:
         for (name, info, flops, _), s in zip(settings, seconds, strict=True)
     ]
     del settings  # free the training settings' memory before validation
-    formats = [(p, m) for p in args.precision.split(",") for m in args.memory_format.split(",")]
-    val_steps = [validation_setting(device, p, m, args) for p, m in formats]
+    formats = [
+        (e, p, m)
+        for e in args.encoder.split(",")
+        for p in args.precision.split(",")
+        for m in args.memory_format.split(",")
+    ]
+    val_steps = [validation_setting(device, p, m, args, e) for e, p, m in formats]
     val_seconds = time_interleaved(val_steps, device, args.steps, args.rounds)
     val_rows = [
-        {"setting": f"{p} {m}", "val images/s": rate(args.batch_size / s)}
-        for (p, m), s in zip(formats, val_seconds, strict=True)
+        {"setting": ("" if e == "unet" else f"{e} ") + f"{p} {m}", "val images/s": rate(args.batch_size / s)}
+        for (e, p, m), s in zip(formats, val_seconds, strict=True)
     ]
     print(
         f"model step: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
@@ -532,7 +543,7 @@ def plain_run(data_dir: Path, args: argparse.Namespace) -> float:
     """The plain loop: fp32, NCHW, PIL augmentation in the main process, one batch at a time; the same
     model, optimiser, data, crop, batch and epochs as main.py. Returns the final val mean IoU."""
     torch.manual_seed(0)
-    model = UNet(base_channels=args.base_channels)
+    model = build_model(model_config("unet", 3, VOC_NUM_CLASSES, args.base_channels))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     train = SegmentationDataset(data_dir, "trainaug", train=True, crop_size=args.crop_size)
     val = SegmentationDataset(data_dir, "val", train=False)
@@ -845,6 +856,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         )
         if name == "model":
             mode.add_argument("--in_channels", default="3", help="comma-separated input channels, e.g. 3,1")
+            mode.add_argument(
+                "--encoder",
+                default="unet",
+                help="comma-separated models as main.py --encoder names them, e.g. unet,resnet34 (random "
+                "weights)",
+            )
         if name == "train":
             mode.add_argument("--num_workers", type=int, default=8)
             mode.add_argument("--images", type=int, default=400, help="generated 500x375 images")

@@ -23,8 +23,11 @@ def copy_tree(source: Path, dest: Path) -> Path:
     return dest
 
 
-def run_script(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run_script(
+    *args: str, cwd: Path = ROOT, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    command = [sys.executable, *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def prepared_tree(root: Path, samples: dict, splits: dict) -> Path:

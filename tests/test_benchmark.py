@@ -53,6 +53,24 @@ def test_model_mode_times_each_input_channel_count():
         assert row["images/s"] > 0 and row["ms/step"] > 0 and row["GFLOP/img"] > 0
 
 
+def test_model_mode_times_each_encoder_with_its_flops():
+    command = "lab/benchmark.py model --device cpu --batch_size 2 --crop_size 64 --base_channels 8 "
+    command += "--val_size 64 --precision fp32 --encoder unet,test_resnet --warmup 1 --steps 1 --rounds 1"
+    result = last_json(run_script(*command.split()))
+    rows = {row["setting"]: row for row in result["rows"]}
+    assert list(rows) == ["fp32 channels_last compile=off", "test_resnet fp32 channels_last compile=off"]
+    for row in rows.values():
+        assert row["images/s"] > 0 and row["GFLOP/img"] > 0
+    assert (
+        rows["fp32 channels_last compile=off"]["GFLOP/img"]
+        != rows["test_resnet fp32 channels_last compile=off"]["GFLOP/img"]
+    )
+    assert [row["setting"] for row in result["validation"]] == [
+        "fp32 channels_last",
+        "test_resnet fp32 channels_last",
+    ]
+
+
 def test_cpu_mode_runs_main_and_the_plain_loop_in_turns():
     # Five whole runs (a warm-up, then two turns of two): the fewest that show the turns and the median.
     command = "lab/benchmark.py cpu --epochs 1 --base_channels 4 --crop_size 32 --repeats 2 --runs fp32,plain"

@@ -10,7 +10,7 @@ from checkpoints import (
     checkpoint_values,
     load_checkpoint,
     load_model,
-    unet_from_checkpoint,
+    model_from_checkpoint,
 )
 from layouts import VOC_CLASS_NAMES, describe
 from model import UNet
@@ -57,8 +57,8 @@ def test_weights_that_do_not_fit_their_config_name_the_file(tmp_path):
     path = written(tmp_path / "best.pth")
     checkpoint = load_checkpoint(path)
     checkpoint["model_config"] = {**CONFIG, "base_channels": 8}
-    with pytest.raises(UserError, match=r"best\.pth does not fit the U-Net it describes"):
-        unet_from_checkpoint(checkpoint, path)
+    with pytest.raises(UserError, match=r"best\.pth does not fit the model it describes"):
+        model_from_checkpoint(checkpoint, path)
 
 
 def test_other_mask_values_for_the_same_class_names_are_refused(tmp_path):

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from checkpoints import load_checkpoint, load_model  # noqa: E402
 from dataset import SegmentationDataset  # noqa: E402
 from inference import InferenceOptions  # noqa: E402
-from model import UNet  # noqa: E402
+from model import build_model, model_config  # noqa: E402
 from records import prediction_rows  # noqa: E402
 from utils import select_compute  # noqa: E402
 
@@ -35,7 +35,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BLOCKS = ("inc", "down1", "down2", "down3", "down4", "up1", "up2", "up3", "up4", "outc")
 
 
-def block_shapes(model: UNet, size: int = 512) -> dict[str, tuple[int, int, int]]:
+def block_shapes(model: torch.nn.Module, size: int = 512) -> dict[str, tuple[int, int, int]]:
     """Output (channels, height, width) of each named block, read off a forward pass with hooks."""
     shapes = {}
     hooks = [
@@ -51,7 +51,7 @@ def block_shapes(model: UNet, size: int = 512) -> dict[str, tuple[int, int, int]
     return shapes
 
 
-def draw_architecture(model: UNet, path: Path) -> None:
+def draw_architecture(model: torch.nn.Module, path: Path) -> None:
     shapes = block_shapes(model)
     fig, ax = plt.subplots(figsize=(12, 6.5))
     levels = {
@@ -180,7 +180,7 @@ def main() -> None:
     args = parser.parse_args()
     ASSETS.mkdir(exist_ok=True)
     if args.figure == "architecture":
-        draw_architecture(UNet(), ASSETS / "architecture.png")
+        draw_architecture(build_model(model_config("unet", 3, 21, 64)), ASSETS / "architecture.png")
         print(f"wrote {ASSETS / 'architecture.png'}")
     else:
         curves, predictions = ASSETS / f"{args.name}_curves.png", ASSETS / f"{args.name}_predictions.png"

@@ -29,7 +29,6 @@ from checkpoints import load_model  # noqa: E402
 from images import ImageFormat, check_channels, display, read_pixels, stored_size  # noqa: E402
 from inference import InferenceOptions, add_inference_flags, inference_options, predict_classes  # noqa: E402
 from layouts import IMAGE_SUFFIXES, colorize, palette  # noqa: E402
-from model import UNet  # noqa: E402
 from utils import (  # noqa: E402
     AMP_DTYPES,
     Progress,
@@ -73,7 +72,11 @@ def output_paths(images: list[Path], output: Path) -> dict[Path, Path]:
 
 @torch.no_grad()
 def predict(
-    model: UNet, images: list[np.ndarray], device: torch.device, fmt: ImageFormat, options: InferenceOptions
+    model: torch.nn.Module,
+    images: list[np.ndarray],
+    device: torch.device,
+    fmt: ImageFormat,
+    options: InferenceOptions,
 ) -> list[np.ndarray]:
     """Same-size arrays H x W x C as images.read_pixels reads them -> class-index arrays HxW (uint8)."""
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
