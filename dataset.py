@@ -44,7 +44,8 @@ class SegmentationDataset(Dataset):
     and elastic (see `elastic_deform`). Every draw depends on (seed, epoch, index) only; an index
     past len(self) is the same sample drawn again (a repeated pass of a small data set, new draws).
     train=False: the whole image and mask at their own size, as tools/predict.py predicts them.
-    Items are (image uint8 3xHxW RGB, mask uint8 HxW). split=None: the layout's training split
+    Items are (image C x H x W as stored: C the format's channels (1, 3 or N), dtype uint8, uint16 or
+    float32, see images.py; mask uint8 H x W, 255 = void). split=None: the layout's training split
     ("trainaug" for VOC-aug, "train" otherwise) when train=True, else "val".
     """
 

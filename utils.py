@@ -1,9 +1,11 @@
-"""Small shared helpers: image normalisation, seeding, distributed set-up, devices, atomic file writes."""
+"""Small shared helpers: user errors, durations, the process's runtime (device, precision, distributed
+set-up, seeding), atomic file writes (a full disk named), progress lines. (Image normalisation: images.py.)"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import random
 import shutil
@@ -150,14 +152,42 @@ def link_or_copy(src: Path, dst: Path) -> None:
             os.fsync(copy.fileno())
 
 
+def tensor_bytes(obj: object) -> int:
+    """Bytes of the tensors in a (nested) dict or list: about what torch.save writes of it."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(value) for value in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(value) for value in obj)
+    return 0
+
+
+@contextlib.contextmanager
+def disk_space_named(path: Path, needed: int) -> Iterator[None]:
+    """A write that fails for want of space (ENOSPC, or torch.save's "unexpected pos" when the disk filled
+    under it) becomes a UserError naming the file, the space free and the space needed."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        free = shutil.disk_usage(path.parent).free
+        if not (getattr(error, "errno", None) == errno.ENOSPC or free < needed):
+            raise
+        raise UserError(
+            f"cannot write {path}: the disk is full ({free / 2**20:.1f} MiB free on {path.parent}, the file "
+            f"needs about {needed / 2**20:.1f} MiB); free some space or write elsewhere (--save_dir)"
+        ) from None
+
+
 def save_atomically(obj: dict, *paths: Path) -> None:
-    """torch.save to a temporary file, flushed to disk, then renamed: no path is ever half-written.
+    """torch.save to a temporary file, flushed to disk, then renamed: no path is ever half-written. A
+    full disk is a UserError naming the file and the space needed (the files written before are kept).
 
     With several paths the object is serialised once: the others are hard links to the same file (or
     copies), put in place in the order given, and the last path comes last. Later saves replace files
     rather than write into them, so a link never changes after the fact."""
     *others, last = paths
-    with replaced_atomically(last) as tmp:
+    with disk_space_named(last, tensor_bytes(obj)), replaced_atomically(last) as tmp:  # tmp gone first
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()

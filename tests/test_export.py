@@ -1,5 +1,6 @@
 """tools/export.py: the exported graph takes uint8 images of any size and returns the logits that PyTorch
-computes, with the classes in its metadata; it runs without this repository (onnxruntime, torch.jit)."""
+computes, with the classes in its metadata; it runs without this repository (onnxruntime,
+torch.export.load), and is made on PyTorch's supported paths without a deprecation warning."""
 
 import json
 
@@ -54,15 +55,28 @@ def test_onnx_matches_pytorch_on_any_size_and_carries_the_classes(checkpoint, tm
 
 
 @pytest.mark.slow
-def test_torchscript_matches_pytorch_and_carries_the_classes(checkpoint, tmp_path):
-    output = tmp_path / "m.pt"
+def test_an_exported_program_matches_pytorch_on_any_size_and_carries_the_classes(checkpoint, tmp_path):
+    output = tmp_path / "m.pt2"
     result = run_script(
-        *"tools/export.py --format torchscript --checkpoint".split(), str(checkpoint), "--output", str(output)
+        *"tools/export.py --format pt2 --checkpoint".split(), str(checkpoint), "--output", str(output)
     )
     assert result.returncode == 0, result.stderr
     extra = {"classes.json": ""}
-    scripted = torch.jit.load(str(output), _extra_files=extra)
-    images = images_of((1, 3, 53, 70), seed=1)
-    logits = scripted(torch.from_numpy(images)).detach().numpy()
-    np.testing.assert_allclose(logits, pytorch_logits(checkpoint, images), atol=TOLERANCE, rtol=0)
+    program = torch.export.load(str(output), extra_files=extra)
+    for shape, seed in [((1, 3, 53, 70), 1), ((3, 3, 16, 129), 2)]:
+        images = images_of(shape, seed=seed)
+        logits = program.module()(torch.from_numpy(images)).detach().numpy()
+        np.testing.assert_allclose(logits, pytorch_logits(checkpoint, images), atol=TOLERANCE, rtol=0)
     assert json.loads(json.loads(extra["classes.json"])["class_names"]) == CLASSES["names"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file_format", ["onnx", "pt2"])
+def test_export_raises_no_deprecation_warning(checkpoint, tmp_path, file_format):
+    pytest.importorskip("onnxscript")
+    result = run_script(
+        "-W", "error::DeprecationWarning", "-W", "error::FutureWarning", "tools/export.py", "--format",
+        file_format, "--checkpoint", str(checkpoint), "--output", str(tmp_path / f"m.{file_format}"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "deprecated" not in result.stderr.lower()

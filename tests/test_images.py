@@ -133,13 +133,14 @@ def test_a_scientific_set_trains_evaluates_predicts_and_exports_as_stored(tmp_pa
     )  # fmt: skip
     assert predicted.returncode == 0, predicted.stderr
     assert set(np.unique(np.array(Image.open(tmp_path / "out" / f"{image.stem}.png")))) <= {0, 255}
-    exported = run_script("tools/export.py", "--checkpoint", str(checkpoint), "--format", "torchscript",
-                          "--output", str(tmp_path / "model.pt"))  # fmt: skip
+    exported = run_script("tools/export.py", "--checkpoint", str(checkpoint), "--format", "pt2",
+                          "--output", str(tmp_path / "model.pt2"))  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     files = {"classes.json": ""}
-    graph = torch.jit.load(tmp_path / "model.pt", _extra_files=files)
+    program = torch.export.load(tmp_path / "model.pt2", extra_files=files)
     assert json.loads(json.loads(files["classes.json"])["input"])["channels"] == channels
     pixels = torch.from_numpy(read_stored(image)).permute(2, 0, 1)[None]
+    graph = program.module()
     assert graph(pixels).shape == (1, 2, 48, 64)
     pytest.importorskip("matplotlib")
     from tools.figures import draw_predictions  # the README's figures of a run

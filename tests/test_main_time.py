@@ -3,6 +3,7 @@ budget), its planned recipe, and a preempted planned run resumed."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -46,6 +47,11 @@ def test_time_without_a_recipe_plans_the_flags_not_given_and_writes_them_as_a_re
         assert getattr(again, dest) == checkpoint["args"][dest] or list(getattr(again, dest)) == list(
             checkpoint["args"][dest]
         ), dest
+    # the recipe holds --time, a flag of training only: evaluating with the same recipe still works
+    evaluated = run_script("main.py", f"@{run_dir / 'recipe.txt'}", "--resume", str(run_dir / "last.pth"),
+                           "--eval_only")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert 0 <= json.loads(evaluated.stdout.splitlines()[-1])["mean_iou"] <= 1
 
 
 def test_the_width_measurement_leaves_the_random_state_as_a_run_of_the_recipe_finds_it(prepared_demo):
@@ -107,7 +113,5 @@ def test_a_planned_run_stopped_by_sigterm_resumes_its_plan_and_its_choices(tmp_p
     }
 
 
-def test_time_with_eval_only_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        parse_args(["--eval_only", "--resume", "x.pth", "--time", "10m"])
-    assert "--time" in capsys.readouterr().err
+def test_time_with_eval_only_is_left_unused_not_refused():
+    assert parse_args(["--eval_only", "--resume", "x.pth", "--time", "10m"]).time == 0

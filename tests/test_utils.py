@@ -8,7 +8,7 @@ import torch
 
 import utils
 from tests.helpers import ROOT
-from utils import duration_seconds, save_atomically, select_amp
+from utils import UserError, duration_seconds, save_atomically, select_amp
 
 
 def test_save_atomically_writes_once_and_links(tmp_path):
@@ -46,11 +46,37 @@ def test_save_atomically_keeps_the_old_files_when_writing_fails(tmp_path, monkey
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(utils.torch, "save", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(UserError, match=r"cannot write .*last\.pth: the disk is full"):
         save_atomically({"epoch": 2}, best, last)
     assert torch.load(best, weights_only=True) == {"epoch": 1}
     assert torch.load(last, weights_only=True) == {"epoch": 1}
     assert sorted(os.listdir(tmp_path)) == ["best.pth", "last.pth"]  # the half-written file is gone
+
+
+def test_a_disk_that_fills_under_torch_save_is_named_with_the_space_needed(tmp_path, monkeypatch):
+    def filled(obj, f):  # what torch.save raises when the disk fills in the middle of its zip archive
+        f.write(b"part of a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 40511872 vs 40511760")
+
+    monkeypatch.setattr(utils.torch, "save", filled)
+    monkeypatch.setattr(utils.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 3 * 2**20})())
+    state = {"model": {"w": torch.zeros(2**20)}}  # 4 MiB of tensors
+    with pytest.raises(UserError) as error:
+        save_atomically(state, tmp_path / "last.pth")
+    assert str(error.value) == (
+        f"cannot write {tmp_path / 'last.pth'}: the disk is full (3.0 MiB free on {tmp_path}, the file needs "
+        "about 4.0 MiB); free some space or write elsewhere (--save_dir)"
+    )
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_write_with_space_to_spare_is_not_called_a_full_disk(tmp_path, monkeypatch):
+    def broken(obj, f):
+        raise RuntimeError("some other failure")
+
+    monkeypatch.setattr(utils.torch, "save", broken)
+    with pytest.raises(RuntimeError, match="some other failure"):
+        save_atomically({"epoch": 1}, tmp_path / "last.pth")
 
 
 @pytest.mark.parametrize(
