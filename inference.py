@@ -63,7 +63,7 @@ def augmented_logits(
                 logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
             total = logits if total is None else total + logits
             count += 1
-    return total / count
+    return total / count if count > 1 else total
 
 
 def tile_size(text: str) -> int:
@@ -147,7 +147,8 @@ def band_logits(
 def tiled_bands(
     predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, tile: int, device: torch.device
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """band_logits of an image larger than tile x tile: each band a new tensor."""
+    """band_logits of an image larger than tile x tile: each band a new tensor of at most tile / 8 rows
+    (bands of a whole row of windows would double the memory that the row's sums take)."""
     height, width = images.shape[-2:]
     overlap = tile // 4
     rows, cols = window_starts(height, tile, tile - overlap), window_starts(width, tile, tile - overlap)
@@ -157,12 +158,9 @@ def tiled_bands(
     top = 0
     for y in rows:
         if y > top:  # rows above y are complete: no later window reaches them
-            done, kept = y - top, tile_h - (y - top)
-            yield top, y, summed[..., :done, :] / weight_sum[:done]
-            summed[..., :kept, :] = summed[..., done:, :].clone()  # clone: the two may overlap
-            summed[..., kept:, :].zero_()
-            weight_sum[:kept] = weight_sum[done:].clone()
-            weight_sum[kept:].zero_()
+            yield from finished_bands(summed, weight_sum, top, y, max(1, tile // 8))
+            shift_up(summed, y - top)
+            shift_up(weight_sum, y - top)
             top = y
         for x in cols:
             logits = predict(images[..., y : y + tile_h, x : x + tile_w])
@@ -171,7 +169,30 @@ def tiled_bands(
                 weight_sum = weights.new_zeros(tile_h, width)
             summed[..., x : x + tile_w].addcmul_(logits, weights)
             weight_sum[:, x : x + tile_w] += weights
-    yield top, height, summed[..., : height - top, :] / weight_sum[: height - top]
+            del logits
+    yield from finished_bands(summed, weight_sum, top, height, max(1, tile // 8))
+
+
+def finished_bands(
+    summed: torch.Tensor, weight_sum: torch.Tensor, top: int, bottom: int, rows: int
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Rows top .. bottom of the weighted sums (held from row `top` on) as blended logits, `rows` at a
+    time, each a new tensor."""
+    for start in range(top, bottom, rows):
+        end = min(start + rows, bottom)
+        yield start, end, summed[..., start - top : end - top, :] / weight_sum[start - top : end - top]
+
+
+def shift_up(buffer: torch.Tensor, rows: int) -> None:
+    """Move the rows of `buffer` (rows on its second-to-last axis, or its first for 2-D) `rows` up in
+    place, zeros below: copied in chunks of at most `rows` rows, so no chunk overlaps its source and no
+    copy of the buffer is made."""
+    axis = buffer.ndim - 2
+    length = buffer.shape[axis]
+    for start in range(0, length - rows, rows):
+        end = min(start + rows, length - rows)
+        buffer.narrow(axis, start, end - start).copy_(buffer.narrow(axis, start + rows, end - start))
+    buffer.narrow(axis, max(0, length - rows), min(rows, length)).zero_()
 
 
 def predict_classes(

@@ -813,6 +813,52 @@ def bench_budget(args: argparse.Namespace) -> dict:
     return {"benchmark": "budget", "rows": rows}
 
 
+PEAK_OF_CHILD = (  # runs a command and prints its peak resident KiB (rusage of the one child it waited for)
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def predict_peak(checkpoint: Path, image: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+    """(peak resident GiB, wall seconds) of one tools/predict.py process."""
+    command = [sys.executable, "tools/predict.py", "--checkpoint", str(checkpoint), "--input", str(image)]
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_OF_CHILD, *command, "--output", str(out), *extra],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return int(result.stdout.split()[-1]) / 2**20, time.perf_counter() - start
+
+
+def bench_predict(args: argparse.Namespace) -> dict:
+    """Peak memory of tools/predict.py on one generated photograph of --size (default 6000x4000, 24
+    megapixels) with a U-Net of --base_channels and --classes (random weights), at each --amp, in
+    fresh processes."""
+    width, height = args.size
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        photo = Path(tmp) / "photo.jpg"
+        small = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((width, height), Image.BILINEAR).save(photo, quality=90)
+        checkpoint = Path(tmp) / "best.pth"
+        config = model_config("unet", 3, args.classes, args.base_channels)
+        names = [f"class_{k}" for k in range(args.classes)]
+        colors = [[k, k, k] for k in range(args.classes)]
+        classes = {"names": names, "colors": colors}
+        state = {"model": build_model(config).state_dict(), "model_config": config, "classes": classes}
+        torch.save(state, checkpoint)
+        for amp in args.amp:
+            peak, seconds = predict_peak(checkpoint, photo, Path(tmp) / f"out-{amp}", ["--amp", amp])
+            rows.append({"--amp": amp, "peak GiB": round(peak, 2), "seconds": round(seconds, 1)})
+    print(
+        f"tools/predict.py on a {width}x{height} JPEG, U-Net of {args.base_channels} base channels and "
+        f"{args.classes} classes, default --tile, torch {torch.__version__}, {os.cpu_count()} cores"
+    )
+    print_table(rows)
+    return {"benchmark": "predict", "size": [width, height], "rows": rows}
+
+
 def bench_plain(args: argparse.Namespace) -> dict:
     return {"mean_iou": plain_run(Path(args.data_dir), args)}
 
@@ -885,6 +931,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     start.add_argument("--size", type=int, default=128, help="side of the generated masks")
     budget = sub.add_parser("budget", help="main.py under --time: wall time against the budget")
     budget.add_argument("--times", nargs="+", default=["1m", "3m"], help="budgets (--time values)")
+    predict = sub.add_parser("predict", help="tools/predict.py's peak memory on a 24-megapixel photograph")
+    predict.add_argument("--size", type=int, nargs=2, default=(6000, 4000), metavar=("WIDTH", "HEIGHT"))
+    predict.add_argument("--base_channels", type=int, default=8)
+    predict.add_argument("--classes", type=int, default=21)
+    predict.add_argument("--amp", nargs="+", default=["off", "bf16"], help="--amp settings to measure")
     plain = sub.add_parser("plain", help="(used by `cpu`) the plain loop alone, on --data_dir")
     plain.add_argument("--data_dir", required=True)
     for mode in (cpu, plain):
@@ -906,6 +957,7 @@ def main() -> None:
         "start": bench_start,
         "depth": bench_depth,
         "budget": bench_budget,
+        "predict": bench_predict,
     }
     if args.command == "plain":  # started by `cpu`, which holds the lock
         result = modes[args.command](args)

@@ -71,6 +71,14 @@ def test_model_mode_times_each_encoder_with_its_flops():
     ]
 
 
+def test_predict_mode_reports_the_peak_memory_of_each_setting():
+    command = "lab/benchmark.py predict --size 1300 900 --base_channels 4 --classes 3 --amp off bf16"
+    result = last_json(run_script(*command.split()))
+    assert [row["--amp"] for row in result["rows"]] == ["off", "bf16"]
+    for row in result["rows"]:
+        assert 0.05 < row["peak GiB"] < 8 and row["seconds"] > 0  # a process's resident set, in GiB
+
+
 def test_cpu_mode_runs_main_and_the_plain_loop_in_turns():
     # Five whole runs (a warm-up, then two turns of two): the fewest that show the turns and the median.
     command = "lab/benchmark.py cpu --epochs 1 --base_channels 4 --crop_size 32 --repeats 2 --runs fp32,plain"

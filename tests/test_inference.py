@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from inference import InferenceOptions, augmented_logits, band_logits, predict_classes, window_starts
+from inference import (
+    InferenceOptions,
+    augmented_logits,
+    band_logits,
+    predict_classes,
+    shift_up,
+    window_starts,
+)
 from main import parse_args
 from model import UNet, fused_for_inference
 
@@ -30,6 +37,18 @@ def whole_logits(model, images, tile):
 def test_windows_cover_the_length_with_the_last_flush():
     assert window_starts(100, 128, 96) == [0]
     assert window_starts(700, 256, 192) == [0, 192, 384, 444]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 5, 7, 10])
+def test_shifting_rows_up_in_place_keeps_the_lower_rows_and_zeros_the_rest(rows):
+    buffer = torch.arange(2 * 10 * 4, dtype=torch.float32).view(2, 10, 4) + 1  # rows on axis -2
+    expected = torch.cat([buffer[:, rows:], torch.zeros(2, rows, 4)], 1)
+    shift_up(buffer, rows)
+    assert torch.equal(buffer, expected)
+    weights = torch.arange(10.0)[:, None].repeat(1, 3)  # 2-D: rows on axis 0
+    shift_up(weights, rows)
+    column = torch.cat([torch.arange(float(rows), 10.0), torch.zeros(rows)])
+    assert torch.equal(weights, column[:, None].repeat(1, 3))
 
 
 def test_small_images_come_back_whole_in_one_band(model):

@@ -6,7 +6,7 @@
 
 `run` reads <tensorboard_dir>/<name> (the event files), <save_dir>/<name>/best.pth and --count images of
 --split spread evenly over its list; after `python main.py --demo` the defaults point at that run.
-Needs matplotlib (requirements-dev.txt).
+Needs matplotlib (`pip install matplotlib`; requirements-dev.txt has it): without it, one line says so.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:  # not in requirements.txt: only this maintainers' figure tool draws with it
+    print("error: tools/figures.py draws with matplotlib: pip install matplotlib", file=sys.stderr)
+    sys.exit(2)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

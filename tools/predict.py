@@ -79,7 +79,8 @@ def predict(
     options: InferenceOptions,
 ) -> list[np.ndarray]:
     """Same-size arrays H x W x C as images.read_pixels reads them -> class-index arrays HxW (uint8)."""
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    stacked = images[0][None] if len(images) == 1 else np.stack(images)  # one photograph: no copy
+    batch = torch.from_numpy(stacked).permute(0, 3, 1, 2)
     return list(predict_classes(model, batch, device, options, fmt).numpy())
 
 
