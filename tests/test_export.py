@@ -80,3 +80,14 @@ def test_export_raises_no_deprecation_warning(checkpoint, tmp_path, file_format)
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "deprecated" not in result.stderr.lower()
+
+
+def test_an_older_torch_is_told_which_version_export_needs(checkpoint, tmp_path, monkeypatch):
+    from tools import export as export_tool
+    from utils import UserError
+
+    monkeypatch.setattr(export_tool.torch, "__version__", torch.torch_version.TorchVersion("2.12.0"))
+    message = r"needs torch 2\.14 or newer .* this is torch 2\.12\.0: pip install -U torch"
+    with pytest.raises(UserError, match=message):
+        export_tool.export(checkpoint, tmp_path / "m.pt2", "pt2")
+    assert not (tmp_path / "m.pt2").exists()

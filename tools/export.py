@@ -4,15 +4,15 @@
     python tools/export.py --checkpoint experiments/unet/best.pth --format pt2 --output model.pt2
 
 Both are made by torch.export (the ONNX file through PyTorch's dynamo exporter, onnxscript), PyTorch's
-supported export paths. The exported graph takes what a user has, images N x C x H x W of any batch,
-height and width in the data set's channels and dtype (uint8 RGB for photographs; 1 channel, 16-bit or N
-bands where the data set has them; ONNX takes 16-bit images as int32, having no uint16 input), and returns
-float32 class logits N x K x H x W: the normalisation the model was trained with and the padding to the
-network's multiple happen inside it (argmax over K gives the classes). BatchNorm is folded into the
-convolutions. The class names, colours, mask values and the input (channels, dtype, normalisation) travel
-with it: ONNX metadata "class_names", "colors", "mask_values" and "input" (JSON), or the extra file
-"classes.json" of the .pt2 archive (torch.export.load). ONNX export needs `pip install onnx onnxscript`.
-"""
+supported export paths (torch 2.14 or newer; training and prediction run on older ones). The exported
+graph takes what a user has, images N x C x H x W of any batch, height and width in the data set's
+channels and dtype (uint8 RGB for photographs; 1 channel, 16-bit or N bands where the data set has them;
+ONNX takes 16-bit images as int32, having no uint16 input), and returns float32 class logits N x K x H x
+W: the normalisation the model was trained with and the padding to the network's multiple happen inside it
+(argmax over K gives the classes). BatchNorm is folded into the convolutions. The class names, colours,
+mask values and the input (channels, dtype, normalisation) travel with it: ONNX metadata "class_names",
+"colors", "mask_values" and "input" (JSON), or the extra file "classes.json" of the .pt2 archive
+(torch.export.load). ONNX export needs `pip install onnx onnxscript`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ class Segmenter(nn.Module):
         return logits.index_select(2, rows).index_select(3, cols)
 
 
+EXPORT_TORCH = "2.14"  # the oldest torch whose torch.export traces every image size here (2.12 fails: tried)
+
+
 def exported_program(segmenter: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """torch.export of the segmenter with the batch, height and width of its input left symbolic (any
     size from 1 to 16,384 pixels a side)."""
@@ -78,6 +81,11 @@ def exported_program(segmenter: nn.Module, example: torch.Tensor) -> torch.expor
 
 def export(checkpoint_path: Path, output: Path, file_format: str) -> ImageFormat:
     """Write the checkpoint's model to `output`; returns the images it takes."""
+    if torch.__version__ < EXPORT_TORCH:
+        raise UserError(
+            f"tools/export.py needs torch {EXPORT_TORCH} or newer (torch.export of any image size); this is "
+            f"torch {torch.__version__}: pip install -U torch torchvision"
+        )
     model, names, colors, values, fmt = load_model(checkpoint_path, torch.device("cpu"))
     segmenter = Segmenter(model, fmt).eval()
     metadata = {
