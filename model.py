@@ -29,7 +29,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from utils import UserError
+from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
 
 DECODER_CHANNELS = (256, 128, 64, 32, 16)  # EncoderUNet's stages, deepest first (smp's defaults)
 HUB_TIMEOUT = 5.0  # seconds to reach the Hugging Face Hub before a fetch is called impossible
@@ -264,7 +264,7 @@ def pretrained_mean_std(config: dict) -> tuple[tuple[float, ...], tuple[float, .
 
     cfg = get_pretrained_cfg(config["encoder"])
     if cfg is None:  # a timm model without pretrained weights: ImageNet's
-        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        return IMAGENET_MEAN, IMAGENET_STD
     return tuple(cfg.mean), tuple(cfg.std)
 
 
