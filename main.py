@@ -125,6 +125,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="a folder of split lists (<split>.txt, one id a line) that replace the data set's own: a "
         "fixed train/val/test of a release without one (a run writes the lists it used to its splits/)",
     )
+    parser.add_argument(
+        "--masks",
+        help="which masks to read where several pair with the images by name: their suffix (_2ndHO, .vk) "
+        "or folder (manual1, leftMask); the run lists the choices",
+    )
     parser.add_argument("--save_dir", default="experiments/", help="checkpoints go to <save_dir>/<name>/")
     parser.add_argument(
         "--tensorboard_dir", default="runs/", help="TensorBoard logs go to <tensorboard_dir>/<name>/"
@@ -347,7 +352,7 @@ def get_layout(args: argparse.Namespace, is_main: bool) -> DataLayout:
         failed = bool(flag)
     if failed:
         raise UserError(f"tools/demo_data.py could not write {args.data_dir}: see its message above")
-    layout = describe(args.data_dir)
+    layout = describe(args.data_dir, args.masks)
     return layout.with_split_lists(Path(args.split_dir)) if args.split_dir else layout
 
 

@@ -5,9 +5,8 @@ per source format; FORMATS lists them in recognition order, and the rest of the 
 A release that nests one level deeper (Kaggle's Kvasir-SEG/Kvasir-SEG/) is found in the one folder inside
 --data_dir; a folder no format recognises may still pair its images and masks by name (FALLBACK).
 
-A format module has EXPECTS (what it looks for, for the error when nothing matches) and
-find(root) -> DataLayout | None: None when the folder is not of this format, a UserError naming the
-missing file when it is recognisably this format but incomplete.
+A format module has find(root) -> DataLayout | None: None when the folder is not of this format, a
+UserError naming the missing file when it is recognisably this format but incomplete.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from layouts.core import (
     IMAGE_SUFFIXES,
     VAL_FRACTION,
     VOC_PALETTE,
+    YOUR_OWN_DATA,
     DataLayout,
     colorize,
     exif_orientation,
@@ -100,26 +100,31 @@ def recognise(root: Path) -> DataLayout | None:
     return None
 
 
-def describe(data_dir: Path | str) -> DataLayout:
+def describe(data_dir: Path | str, masks: str | None = None) -> DataLayout:
     """The layout of `data_dir`, or of the one folder inside it where a release nests one level deeper
-    (Kaggle's Kvasir-SEG/Kvasir-SEG/); UserError saying what was expected when it is none of them."""
+    (Kaggle's Kvasir-SEG/Kvasir-SEG/), or its images and masks paired by name (`masks`: which masks, where
+    several pair; see layouts/paired.py). UserError describing the folder when none of them fits."""
     root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(
+            f"--data_dir {root} not found: pass the folder of your data set ({YOUR_OWN_DATA}), or for VOC "
+            f"prepare it with `python tools/voc.py --data_dir {root}`"
+        )
     layout = recognise(root)
-    if layout is not None:
-        return layout
-    inside = [p for p in root.iterdir() if p.is_dir() and not is_junk(p)] if root.is_dir() else []
-    if len(inside) == 1:
+    inside = [p for p in root.iterdir() if p.is_dir() and not is_junk(p)]
+    if layout is None and len(inside) == 1:
         layout = recognise(inside[0])
-        if layout is not None:
-            return layout
-    layout = FALLBACK.find(root)
+    if layout is not None and masks is not None:
+        raise UserError(
+            f"--masks {masks}: {root} is recognised as {layout.kind}, whose masks are fixed; --masks chooses "
+            "among the masks of a release paired by name: leave it out"
+        )
     if layout is not None:
         return layout
-    voc = root / "VOCdevkit" / "VOC2012"
-    raise UserError(
-        f"no data set found in {root}: for VOC-aug, split file "
-        f"{voc / 'ImageSets' / 'Segmentation' / 'trainaug.txt'} is missing (prepare the data set with "
-        f"`python tools/voc.py --data_dir {root}`); for your own data, --data_dir must hold "
-        + ", ".join(f.EXPECTS for f in (*FORMATS[1:], FALLBACK))
-        + " (README, 'Train on your own data')"
-    )
+    if (root / "VOCdevkit").is_dir():
+        voc = root / "VOCdevkit" / "VOC2012"
+        raise UserError(
+            f"{voc / 'ImageSets' / 'Segmentation' / 'trainaug.txt'} is missing: prepare VOC-aug with "
+            f"`python tools/voc.py --data_dir {root}`"
+        )
+    return FALLBACK.find(root, masks)

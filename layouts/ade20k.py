@@ -23,7 +23,6 @@ from layouts.core import (
 )
 from utils import UserError
 
-EXPECTS = "ADE20K (ADEChallengeData2016/: images/training/, annotations/training/)"
 SPLITS = {"training": "train", "validation": "val"}
 
 

@@ -26,8 +26,6 @@ from layouts.core import (
     value_decoder,
 )
 
-EXPECTS = "Carvana (train/ and train_masks/) or milesial/Pytorch-UNet's imgs/ and masks/"
-
 
 def find(root: Path) -> DataLayout | None:
     notes = ()

@@ -15,7 +15,6 @@ import numpy as np
 
 from layouts.core import DataLayout, incomplete, mapping_text, no_split, value_decoder
 
-EXPECTS = "Cityscapes (leftImg8bit/ and gtFine/)"
 CLASSES = (  # label id, name, colour
     (7, "road", (128, 64, 128)),
     (8, "sidewalk", (244, 35, 232)),

@@ -464,11 +464,17 @@ def discovered_classes(
     0/1: background and foreground); more are classes in ascending order, 255 void. -> (names, values,
     rule). UserError for masks of one value."""
     found = found_mask_values(masks, fix, **({"read": read} if read else {}))
-    jpeg = (
-        " (JPEG masks: grey >= 128 -> 255)" if any(p.suffix.lower() in LOSSY_SUFFIXES for p in masks) else ""
-    )
+    jpeg = any(p.suffix.lower() in LOSSY_SUFFIXES for p in masks)
+    return classes_of_values(found, where, jpeg, names)
+
+
+def classes_of_values(
+    found: list[int], where: Path, jpeg: bool, names: tuple[str, ...] = ("background", "foreground")
+) -> tuple[tuple[str, ...], tuple[int, ...], str]:
+    """discovered_classes' rule on the values found in the masks of `where`."""
     if len(found) == 2:
-        return names, tuple(found), f"the masks hold two values{jpeg}: {mapping_text(names, tuple(found))}"
+        grey = " (JPEG masks: grey >= 128 -> 255)" if jpeg else ""
+        return names, tuple(found), f"the masks hold two values{grey}: {mapping_text(names, tuple(found))}"
     found = [v for v in found if v != IGNORE_INDEX]
     if len(found) < 2:
         raise UserError(

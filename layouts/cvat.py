@@ -26,8 +26,6 @@ from layouts.core import (
 )
 from utils import UserError, reading
 
-EXPECTS = "a CVAT export (labelmap.txt)"
-
 
 def read_labelmap(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
     """CVAT's labelmap.txt: `name:r,g,b:parts:actions` lines (and # comments) -> names, colours."""

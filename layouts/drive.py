@@ -27,7 +27,6 @@ from layouts.core import (
     value_table,
 )
 
-EXPECTS = "DRIVE (training/images/, training/1st_manual/, training/mask/)"
 NAMES, VALUES = ("background", "vessel"), (0, 255)
 RULE = "1st_manual: 0 -> background, 255 -> vessel; outside the field of view (mask/ = 0) -> void"
 HOLDS = "images/<nn>_<split>.tif, 1st_manual/<nn>_manual1.gif and mask/<nn>_<split>_mask.gif for every image"

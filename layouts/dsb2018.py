@@ -31,7 +31,6 @@ from layouts.core import (
 )
 from utils import replaced_atomically
 
-EXPECTS = "Data Science Bowl 2018 (stage1_train/<id>/images/, <id>/masks/)"
 NAMES, VALUES = ("background", "nucleus"), (0, 255)
 RULE = "the union of an image's nucleus masks: 0 -> background, 255 -> nucleus"
 HOLDS = "<id>/images/<id>.png and <id>/masks/*.png (one per nucleus) for every id"

@@ -20,7 +20,6 @@ from PIL import Image, ImageSequence
 from layouts.core import VOC_PALETTE, DataLayout, cache_dir, files_stamp, incomplete, no_split, value_decoder
 from utils import UserError, reading
 
-EXPECTS = "ISBI 2012's train-volume.tif and train-labels.tif"
 NAMES, VALUES = ("membrane", "cell"), (0, 255)
 RULE = "train-labels.tif: 0 -> membrane, 255 -> cell"
 

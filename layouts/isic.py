@@ -21,7 +21,6 @@ from layouts.core import (
 )
 from utils import UserError
 
-EXPECTS = "ISIC 2018 task 1 (ISIC2018_Task1-2_Training_Input/)"
 SPLITS = {"Training": "train", "Validation": "val", "Test": "test"}
 TAG = "_segmentation"
 NAMES, VALUES = ("background", "lesion"), (0, 255)

@@ -23,7 +23,6 @@ from layouts.core import (
     value_decoder,
 )
 
-EXPECTS = "Kvasir-SEG (images/ and masks/ of JPEGs)"
 NAMES, VALUES = ("background", "polyp"), (0, 255)
 RULE = "JPEG masks read by a threshold: grey < 128 -> background, >= 128 -> polyp"
 

@@ -21,8 +21,6 @@ from layouts.core import (
     value_decoder,
 )
 
-EXPECTS = "a labelme export (class_names.txt)"
-
 
 def find(root: Path) -> DataLayout | None:
     class_list = root / "class_names.txt"

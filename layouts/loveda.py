@@ -24,7 +24,6 @@ from layouts.core import (
     value_decoder,
 )
 
-EXPECTS = "LoveDA (Train/Urban/images_png/, masks_png/)"
 NAMES = ("background", "building", "road", "water", "barren", "forest", "agriculture")
 VALUES = tuple(range(1, 8))
 COLORS = (

@@ -22,7 +22,6 @@ from layouts.core import (
     value_decoder,
 )
 
-EXPECTS = "Oxford-IIIT Pet (images/ and annotations/trimaps/)"
 NAMES, VALUES = ("background", "pet"), (2, 1)
 RULE = "trimaps: 2 -> background, 1 -> pet, 3 (border) -> void"
 LISTS = {"trainval": "train", "test": "test"}

@@ -3,6 +3,8 @@
     images/<id>.<ext>, masks/<id>.<ext> or <id>_mask.<ext> (PNG, GIF, TIFF, BMP; binary JPEG),
     classes.txt (optional), splits/<split>.txt (optional)
 
+RGB colour masks without classes.txt are left to layouts/paired.py (a class per colour).
+
 Mask values: a classes.txt line `name = value` states the value a class has in the masks. Otherwise
 masks hold class indices (line numbers, 255 = void), except that two listed classes with masks holding
 only 0 and 255 are 0 and 255. Without classes.txt the classes are the values found in the masks (see
@@ -33,9 +35,8 @@ from layouts.core import (
     value_decoder,
     void_note,
 )
+from layouts.paired_masks import is_colour
 from utils import UserError
-
-EXPECTS = "the plain layout (images/ and masks/, with or without classes.txt)"
 
 
 def read_plain_classes(path: Path) -> tuple[tuple[str, ...], np.ndarray, tuple[int, ...] | None]:
@@ -68,6 +69,8 @@ def find(root: Path) -> DataLayout | None:
     if not listed and not (image_dir.is_dir() and mask_dir.is_dir()):
         return None
     images, masks = by_stem(files_in(image_dir)), mask_files(mask_dir)
+    if not listed and masks and is_colour(next(iter(masks.values()))):
+        return None  # colour masks without a class list: read by colour as a release paired by name
     splits, hold_out, missing = list_splits(
         root / "splits", lambda: paired_ids(images, masks, image_dir, mask_dir)
     )

@@ -24,7 +24,6 @@ from layouts.core import (
 )
 from utils import UserError
 
-EXPECTS = "a Roboflow mask export (train/_classes.csv)"
 SPLIT_FOLDERS = {"train": "train", "valid": "val", "test": "test"}  # folder -> split
 
 

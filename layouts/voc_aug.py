@@ -17,7 +17,6 @@ VOC_CLASS_NAMES = (
     "train", "tvmonitor",
 )  # fmt: skip
 VOC_NUM_CLASSES = len(VOC_CLASS_NAMES)
-EXPECTS = "VOC-aug (VOCdevkit/VOC2012/, prepared by tools/voc.py)"
 
 
 def find(root: Path) -> DataLayout | None:

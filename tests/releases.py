@@ -318,3 +318,222 @@ def loveda(
                 truth[str(number)] = np.where(labels == 0, 255, labels.astype(np.int64) - 1).astype(np.uint8)
             number += 1
     return root, truth
+
+
+# Releases that no format lists: paired by name (layouts/paired.py).
+
+
+def save_binary(mask: np.ndarray, path: Path, high: int = 255, rgb: bool = False) -> None:
+    """A bool mask as a 0/high grey file (or three equal channels with rgb), in the format of its suffix."""
+    grey = np.where(mask, high, 0).astype(np.uint8)
+    Image.fromarray(np.dstack([grey] * 3) if rgb else grey).save(path)
+
+
+def disc(size=SIZE, fraction: float = 0.45) -> np.ndarray:
+    """A centred disc, as a fundus camera's field of view."""
+    yy, xx = np.ogrid[: size[0], : size[1]]
+    return (yy - size[0] / 2) ** 2 + (xx - size[1] / 2) ** 2 < (fraction * size[1]) ** 2
+
+
+def chase_db1(root: Path, count: int = 6, seed: int = 12, annotator: int = 1):
+    """CHASE_DB1 as unpacked: one folder of Image_<nn><L|R>.jpg, Image_<nn><L|R>_1stHO.png and _2ndHO.png
+    (two annotators; the second differs by a few pixels). The truth is `annotator`'s."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    truth = {}
+    for k in range(count):
+        name = f"Image_{k // 2 + 1:02d}{'LR'[k % 2]}"
+        image, blobs = blob_sample(rng)
+        Image.fromarray(image).save(root / f"{name}.jpg", quality=95)
+        other = blobs.copy()
+        other[rng.integers(0, SIZE[0], 6), rng.integers(0, SIZE[1], 6)] ^= True
+        save_binary(blobs, root / f"{name}_1stHO.png")
+        save_binary(other, root / f"{name}_2ndHO.png")
+        truth[name] = (blobs if annotator == 1 else other).astype(np.uint8)
+    return root, truth
+
+
+def stare(root: Path, count: int = 6, seed: int = 13):
+    """STARE: stare-images/im<nnnn>.ppm, labels-ah/im<nnnn>.ah.ppm and labels-vk/im<nnnn>.vk.ppm (two
+    annotators, 0/255 stored as three equal channels)."""
+    rng = np.random.default_rng(seed)
+    for folder in ("stare-images", "labels-ah", "labels-vk"):
+        (root / folder).mkdir(parents=True)
+    truth = {}
+    for k in range(1, count + 1):
+        name = f"im{k:04d}"
+        image, blobs = blob_sample(rng)
+        Image.fromarray(image).save(root / "stare-images" / f"{name}.ppm")
+        other = blobs.copy()
+        other[:2] = False
+        save_binary(blobs, root / "labels-ah" / f"{name}.ah.ppm", rgb=True)
+        save_binary(other, root / "labels-vk" / f"{name}.vk.ppm", rgb=True)
+        truth[f"stare-images/{name}"] = blobs.astype(np.uint8)
+    return root, truth
+
+
+def hrf(root: Path, seed: int = 14):
+    """HRF: images/<nn>_<dr|g|h>.JPG/.jpg, manual1/<nn>_<x>.tif (vessels 0/255), mask/<nn>_<x>_mask.tif
+    (the field of view, the same disc in every image)."""
+    rng = np.random.default_rng(seed)
+    for folder in ("images", "manual1", "mask"):
+        (root / folder).mkdir(parents=True)
+    truth = {}
+    for n in range(1, 4):
+        for kind, suffix in (("dr", ".JPG"), ("g", ".jpg"), ("h", ".jpg")):
+            name = f"{n:02d}_{kind}"
+            image, blobs = blob_sample(rng)
+            Image.fromarray(image).save(root / "images" / f"{name}{suffix}", quality=95)
+            vessels = blobs & disc()
+            save_binary(vessels, root / "manual1" / f"{name}.tif")
+            save_binary(disc(), root / "mask" / f"{name}_mask.tif")
+            truth[f"images/{name}"] = vessels.astype(np.uint8)
+    return root, truth
+
+
+def montgomery(root: Path, count: int = 6, seed: int = 15):
+    """Montgomery County chest X-rays: CXR_png/MCUCXR_<nnnn>_<0|1>.png (grey), ManualMask/leftMask/ and
+    ManualMask/rightMask/ of the same names (0/255, the two lungs), ClinicalReadings/*.txt, a PDF."""
+    rng = np.random.default_rng(seed)
+    for folder in ("CXR_png", "ManualMask/leftMask", "ManualMask/rightMask", "ClinicalReadings"):
+        (root / folder).mkdir(parents=True)
+    (root / "NLM-MontgomeryCXRSet-ReadMe.pdf").write_bytes(b"%PDF-1.4 not an image")
+    truth = {}
+    yy, xx = np.ogrid[: SIZE[0], : SIZE[1]]
+    for k in range(count):
+        name = f"MCUCXR_{k + 1:04d}_{k % 2}"
+        width = int(rng.integers(6, 10))
+        left = (np.abs(xx - 18) < width) & (np.abs(yy - 24) < 16)
+        right = (np.abs(xx - 46) < width) & (np.abs(yy - 24) < 16)
+        grey = np.where(left | right, 60, 170) + rng.integers(0, 60, SIZE)
+        Image.fromarray(grey.astype(np.uint8)).save(root / "CXR_png" / f"{name}.png")
+        save_binary(left, root / "ManualMask" / "leftMask" / f"{name}.png")
+        save_binary(right, root / "ManualMask" / "rightMask" / f"{name}.png")
+        (root / "ClinicalReadings" / f"{name}.txt").write_text("Patient's Sex: F\n")
+        truth[f"CXR_png/{name}"] = (left * 1 + right * 2).astype(np.uint8)
+    return root, truth
+
+
+def deepglobe_road(root: Path, train: int = 8, unlabelled: int = 3, seed: int = 16):
+    """DeepGlobe Road: train/<id>_sat.jpg + train/<id>_mask.png (0/255 in three equal channels); valid/ and
+    test/ hold <id>_sat.jpg only; metadata.csv."""
+    rng = np.random.default_rng(seed)
+    truth = {}
+    for split, count in (("train", train), ("valid", unlabelled), ("test", unlabelled)):
+        (root / split).mkdir(parents=True)
+        for _ in range(count):
+            image_id = str(rng.integers(100, 999999))
+            image, blobs = blob_sample(rng)
+            Image.fromarray(image).save(root / split / f"{image_id}_sat.jpg", quality=95)
+            if split == "train":
+                save_binary(blobs, root / split / f"{image_id}_mask.png", rgb=True)
+                truth[f"train/{image_id}_sat"] = blobs.astype(np.uint8)
+    (root / "metadata.csv").write_text("image_id,split,sat_image_path,mask_path\n")
+    return root, truth
+
+
+CAMVID_COLORS = {"Sky": (128, 128, 128), "Road": (128, 64, 128), "Car": (64, 0, 128), "Void": (0, 0, 0)}
+
+
+def camvid_cambridge(root: Path, count: int = 6, seed: int = 17, table: bool = True):
+    """CamVid as Cambridge released it: 701_StillsRaw_full/<name>.png, LabeledApproved_full/<name>_L.png
+    (RGB, one colour per class), label_colors.txt (`r g b\\tName` lines; Void = void)."""
+    rng = np.random.default_rng(seed)
+    (root / "701_StillsRaw_full").mkdir(parents=True)
+    (root / "LabeledApproved_full").mkdir()
+    if table:
+        lines = [f"{r} {g} {b}\t{name}" for name, (r, g, b) in CAMVID_COLORS.items()]
+        (root / "label_colors.txt").write_text("\n".join(lines) + "\n")
+    palette = np.array(list(CAMVID_COLORS.values()), np.uint8)
+    truth = {}
+    for k in range(count):
+        name = f"0001TP_{6690 + 30 * k:06d}"
+        labels = np.kron(rng.integers(0, 4, (6, 8)), np.ones((8, 8), np.int64))
+        image = (labels[..., None] * 50 + rng.integers(0, 30, (*SIZE, 3))).astype(np.uint8)
+        Image.fromarray(image).save(root / "701_StillsRaw_full" / f"{name}.png")
+        Image.fromarray(palette[labels]).save(root / "LabeledApproved_full" / f"{name}_L.png")
+        truth[f"701_StillsRaw_full/{name}"] = np.where(labels == 3, 255, labels).astype(np.uint8)
+    return root, truth
+
+
+def glas(root: Path, count: int = 8, seed: int = 18):
+    """GlaS (gland histology): one folder of train_<n>.bmp and train_<n>_anno.bmp, whose values are each
+    image's gland ids 0..k (k varying), and Grade.csv."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    (root / "Grade.csv").write_text("name,patient ID,grade (GlaS),grade (Sirinukunwattana et al. 2015)\n")
+    truth = {}
+    for n in range(1, count + 1):
+        image, _ = blob_sample(rng)
+        ids = np.zeros(SIZE, np.uint8)
+        for gland in range(1, 2 + n):  # 2 .. count + 1 glands
+            y, x = (gland * 7) % 40 + 2, (gland * 13) % 56 + 2
+            ids[y : y + 5, x : x + 5] = gland
+        Image.fromarray(image).save(root / f"train_{n}.bmp")
+        Image.fromarray(ids).save(root / f"train_{n}_anno.bmp")
+        truth[f"train_{n}"] = (ids > 0).astype(np.uint8)
+    return root, truth
+
+
+def ph2(root: Path, count: int = 6, seed: int = 19):
+    """PH2 dermoscopy: PH2 Dataset images/IMD<nnn>/IMD<nnn>_Dermoscopic_Image/IMD<nnn>.bmp,
+    .../IMD<nnn>_lesion/IMD<nnn>_lesion.bmp (0/255), for some a .../IMD<nnn>_roi/ of colour regions; the
+    spreadsheet and text list beside them."""
+    rng = np.random.default_rng(seed)
+    data = root / "PH2Dataset" / "PH2 Dataset images"
+    data.mkdir(parents=True)
+    (root / "PH2Dataset" / "PH2_dataset.txt").write_text("|| Name || Histological Diagnosis ||\n")
+    (root / "PH2Dataset" / "PH2_dataset.xlsx").write_bytes(b"PK\x03\x04 not an image")
+    truth = {}
+    for k in range(count):
+        name = f"IMD{k * 7 + 2:03d}"
+        (data / name / f"{name}_Dermoscopic_Image").mkdir(parents=True)
+        (data / name / f"{name}_lesion").mkdir()
+        image, blobs = blob_sample(rng)
+        Image.fromarray(image).save(data / name / f"{name}_Dermoscopic_Image" / f"{name}.bmp")
+        save_binary(blobs, data / name / f"{name}_lesion" / f"{name}_lesion.bmp")
+        if k % 3 == 0:
+            (data / name / f"{name}_roi").mkdir()
+            save_binary(
+                blobs & (rng.random(SIZE) < 0.5), data / name / f"{name}_roi" / f"{name}_R1_Label4.bmp"
+            )
+        truth[f"PH2 Dataset images/{name}/{name}_Dermoscopic_Image/{name}"] = blobs.astype(np.uint8)
+    return root / "PH2Dataset", truth
+
+
+def isic_2017(root: Path, count: int = 6, seed: int = 20):
+    """ISIC 2017 part 1: ISIC-2017_Training_Data/ISIC_<n>.jpg beside ISIC_<n>_superpixels.png (derived,
+    thousands of colours), ISIC-2017_Training_Part1_GroundTruth/ISIC_<n>_segmentation.png (0/255)."""
+    rng = np.random.default_rng(seed)
+    images, truth_dir = root / "ISIC-2017_Training_Data", root / "ISIC-2017_Training_Part1_GroundTruth"
+    images.mkdir(parents=True)
+    truth_dir.mkdir()
+    (images / "ISIC-2017_Training_Data_metadata.csv").write_text("image_id,age_approximate,sex\n")
+    truth = {}
+    for k in range(count):
+        name = f"ISIC_{k:07d}"
+        image, blobs = blob_sample(rng)
+        Image.fromarray(image).save(images / f"{name}.jpg", quality=95)
+        codes = rng.integers(0, 2**24, SIZE)
+        superpixels = np.dstack([codes >> 16 & 255, codes >> 8 & 255, codes & 255]).astype(np.uint8)
+        Image.fromarray(superpixels).save(images / f"{name}_superpixels.png")
+        save_binary(blobs, truth_dir / f"{name}_segmentation.png")
+        truth[f"ISIC-2017_Training_Data/{name}"] = blobs.astype(np.uint8)
+    return root, truth
+
+
+def colour_masks(root: Path, count: int = 8, seed: int = 21, mask_folder: str = "labels"):
+    """An aerial set of images/<n>.png and labels/<n>.png whose labels are RGB colours with no table:
+    black background, blue water, red building (classes in the order of the colours' values)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / mask_folder).mkdir()
+    palette = np.array([(0, 0, 0), (0, 0, 255), (255, 0, 0)], np.uint8)
+    truth = {}
+    for k in range(count):
+        labels = np.kron(rng.integers(0, 3, (6, 8)), np.ones((8, 8), np.int64))
+        image = (labels[..., None] * 70 + rng.integers(0, 30, (*SIZE, 3))).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"tile_{k}.png")
+        Image.fromarray(palette[labels]).save(root / mask_folder / f"tile_{k}.png")
+        truth[f"images/tile_{k}"] = labels.astype(np.uint8)
+    return root, truth

@@ -225,7 +225,7 @@ def test_validation_loader_batches_images_of_equal_size(tmp_path):
 
 
 def test_missing_split_file_points_to_tools_voc(tmp_path):
-    with pytest.raises(UserError, match=r"trainaug\.txt.*tools/voc\.py"):
+    with pytest.raises(UserError, match=r"no image files in .*tools/voc\.py --data_dir"):
         VOCSegmentation(tmp_path, "trainaug")
 
 

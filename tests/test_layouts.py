@@ -146,7 +146,9 @@ def test_duplicate_class_names_are_refused(tmp_path):
 def test_a_folder_without_a_class_list_says_what_is_expected(tmp_path):
     root = labelme_export(tmp_path)
     (root / "class_names.txt").unlink()
-    with pytest.raises(UserError, match=r"no data set found.*class_names\.txt.*labelmap\.txt.*classes\.txt"):
+    with pytest.raises(
+        UserError, match=r"JPEGImages/ .* neither its class list class_names\.txt .* labelmap\.txt"
+    ):
         describe(root)
 
 
