@@ -396,14 +396,13 @@ def leftover_note(kind: str, paths: list[Path], root: Path) -> str:
 
 def numbered_extras(pairs: Pairs, files: list[Path]) -> dict[Path, tuple[Path, ...]]:
     """mask -> the further numbered masks of its image beside it (BUSI's <name>_mask_1.png): united."""
-    by_folder = defaultdict(list)
+    masks = {(mask.parent, mask.stem.lower()): mask for mask in pairs.values()}
+    extras = defaultdict(list)
     for path in files:
-        by_folder[path.parent].append(path)
-    extras = {}
-    for mask in pairs.values():
-        numbered = re.compile(re.escape(mask.stem) + r"_\d+", re.IGNORECASE)
-        extras[mask] = tuple(p for p in by_folder[mask.parent] if numbered.fullmatch(p.stem))
-    return extras
+        numbered = re.fullmatch(r"(.+)_\d+", path.stem.lower())
+        if numbered and (path.parent, numbered.group(1)) in masks:
+            extras[masks[path.parent, numbered.group(1)]].append(path)
+    return {mask: tuple(more) for mask, more in extras.items()}
 
 
 # Nothing pairs: describe the folder

@@ -415,9 +415,7 @@ def test_the_real_kvasir_release_reads_polyps_by_the_threshold():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", [n for n in RELEASES if n not in PAIRED] + ["chase_db1", "montgomery", "camvid"]
-)
+@pytest.mark.parametrize("name", list(RELEASES))
 def test_a_release_trains_evaluates_and_predicts_in_its_own_values(tmp_path, name):
     data, truth = RELEASES[name][0](tmp_path / "download")
     layout = describe(data)
