@@ -191,7 +191,8 @@ class SegmentationDataset(Dataset):
         return image, mask
 
     def _random_crop(self, index: int, draw: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Scale by a random factor, then take a random crop_size window (padding where it overhangs);
+        """Scale by a random factor (of the format's size x size where it has one, --resize), then take a
+        random crop_size window (padding where it overhangs);
         `draw` is the index the random streams belong to (index, or index + k * len(self) in pass k).
 
         Only the window's content is decoded-at-reduced-size and resized: the same pixels as resizing
@@ -201,7 +202,8 @@ class SegmentationDataset(Dataset):
         height, width = mask.shape
         crop = self.crop_size
         s = rng.uniform(*self.scale)
-        scaled_w, scaled_h = max(1, round(width * s)), max(1, round(height * s))
+        base_w, base_h = (self.format.size, self.format.size) if self.format.size else (width, height)
+        scaled_w, scaled_h = max(1, round(base_w * s)), max(1, round(base_h * s))
         sx, sy = scaled_w / width, scaled_h / height
         # Window top-left in scaled coordinates; negative where the scaled image is smaller than the crop.
         x0 = int(rng.integers(min(0, scaled_w - crop), max(0, scaled_w - crop) + 1))

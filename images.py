@@ -52,6 +52,7 @@ class ImageFormat:
     high: tuple[float, ...] | None = None
     keep_alpha: bool = False
     rule: str = "8-bit RGB, ImageNet mean and std"
+    size: int = 0  # > 0: the network sees every image resized to size x size (--resize), 0: as stored
 
     @property
     def is_rgb8(self) -> bool:

@@ -127,18 +127,27 @@ def band_logits(
     (top, bottom, float32 logits N x K x (bottom - top) x W) for consecutive bands of rows that cover
     the images.
 
-    Images up to options.tile on each side come back whole, in one band. Larger ones are predicted in
-    tile x tile windows overlapping by tile / 4, whose logits are blended with weights that fall off
-    towards each window's edges; a band of rows is given out as soon as no later window reaches it, so
-    memory holds one row of windows, never the logits of the whole image. Pass the model in eval mode
-    (fused_for_inference)."""
+    Images up to options.tile on each side come back whole, in one band, as do images of a format with a
+    size (--resize): resized to it (antialiased bilinear), predicted, their logits resized back. Larger
+    ones are predicted in tile x tile windows overlapping by tile / 4, whose logits are blended with
+    weights that fall off towards each window's edges; a band of rows is given out as soon as no later
+    window reaches it, so memory holds one row of windows, never the logits of the whole image. Pass the
+    model in eval mode (fused_for_inference)."""
 
     def predict(window: torch.Tensor) -> torch.Tensor:
         inputs = normalize(window, device, options.channels_last, image_format)
         return augmented_logits(model, inputs, options.amp_dtype, options.scales, options.flip)
 
     height, width = images.shape[-2:]
-    if height <= options.tile and width <= options.tile:
+    if image_format is not None and image_format.size:  # --resize: the whole image at size x size
+        side = (image_format.size, image_format.size)
+        inputs = F.interpolate(
+            normalize(images, device, False, image_format), size=side, mode="bilinear", antialias=True
+        )
+        inputs = inputs.contiguous(memory_format=torch.channels_last) if options.channels_last else inputs
+        logits = augmented_logits(model, inputs, options.amp_dtype, options.scales, options.flip)
+        yield 0, height, F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    elif height <= options.tile and width <= options.tile:
         yield 0, height, predict(images)
     else:
         yield from tiled_bands(predict, images, options.tile, device)

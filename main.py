@@ -148,6 +148,15 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="random scale range of training images",
     )
     parser.add_argument(
+        "--resize",
+        type=int,
+        default=0,
+        metavar="SIZE",
+        help="train and predict on every image resized to SIZE x SIZE (aspect not kept; --scale and "
+        "--crop_size then apply to the resized image), logits resized back: for photographs of varying "
+        "size whose objects fill the frame (endoscopy, dermoscopy); 0: images at their own size",
+    )
+    parser.add_argument(
         "--as_rgb",
         action="store_true",
         help="read every image as 8-bit RGB with ImageNet's normalisation, as photographs (grayscale "
@@ -332,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--encoder_weights needs an --encoder (resnet34, ...): the U-Net starts from scratch")
     if args.encoder_weights is None:
         args.encoder_weights = "none" if args.encoder == "unet" else "imagenet"
+    if args.resize < 0 or 0 < args.resize < 16:
+        parser.error(f"--resize {args.resize}: give a side of 16 pixels or more (0: each image its own size)")
     if args.encoder_lr < 0:
         parser.error(f"--encoder_lr {args.encoder_lr}: give a multiple of --lr of 0 (frozen) or more")
     if not args.resume and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
@@ -375,6 +386,8 @@ def get_image_format(args: argparse.Namespace, layout: DataLayout, checkpoint: d
     else:
         paths = [layout.image_path(i) for i in layout.split_ids(layout.train_split) if i in layout.images]
         fmt = image_format(paths, args.keep_alpha)
+    if args.resize:
+        fmt = replace(fmt, size=args.resize, rule=f"{fmt.rule}; resized to {args.resize}x{args.resize}")
     pretrained = pretrained_mean_std(model_config(args.encoder, 3, 1, 1))
     if pretrained is None or not fmt.is_rgb8:
         return fmt  # the U-Net's, and measured per channel for every other kind of image

@@ -77,7 +77,7 @@ def data_facts(train_set: SegmentationDataset, counts: np.ndarray, fmt: ImageFor
     pixels = counts.sum(0)
     return DataFacts(
         images=len(train_set),
-        short_side=int(np.median([min(size) for size in sizes])),
+        short_side=fmt.size or int(np.median([min(size) for size in sizes])),
         channels=fmt.channels,
         rgb8=fmt.is_rgb8,
         classes=len(pixels),

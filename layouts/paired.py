@@ -221,9 +221,7 @@ class Choice:
     rules: tuple[Rule, ...]  # one, or several parts (one class each)
     pairs: tuple[Pairs, ...]  # per rule
     notes: tuple[str, ...]
-    others: tuple[
-        Rule, ...
-    ]  # the candidates not taken (annotators, a field of view): their files are no images
+    others: tuple[Rule, ...]  # candidates not taken (annotators, a field of view): no images
 
 
 def single(pairs: dict[Path, list[Path]], rule: Rule) -> Pairs:
@@ -299,7 +297,7 @@ def choose(found: list[tuple[Rule, dict[Path, list[Path]]]], root: Path, masks: 
     """The rule(s) the masks are read by: the candidates of the best rule's images (see the module's
     docstring); --masks `masks` keeps the candidates it names. UserError where the choice is unclear."""
     image_side = found[0][0].image
-    candidates = [(rule, single(pairs, rule)) for rule, pairs in found if rule.image == image_side]
+    candidates = [(rule, pairs) for rule, pairs in found if rule.image == image_side]
     if masks is not None:
         named = [(rule, pairs) for rule, pairs in candidates if rule.mask.names(masks)]
         if not named:
@@ -313,6 +311,7 @@ def choose(found: list[tuple[Rule, dict[Path, list[Path]]]], root: Path, masks: 
         candidates = [(rule, pairs) for rule, pairs in candidates if 2 * len(pairs) >= best]
         tags = {(rule.mask.folder, rule.mask.tag.lower()) for rule, _ in candidates}
         candidates = [(rule, pairs) for rule, pairs in candidates if not is_numbered(rule.mask, tags)]
+    candidates = [(rule, single(pairs, rule)) for rule, pairs in candidates]
     considered, notes = [rule for rule, _ in candidates], []
     if len(candidates) > 1 and masks is None:
         fields = [rule for rule, pairs in candidates if is_field_of_view(pairs)]

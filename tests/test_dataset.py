@@ -17,6 +17,7 @@ from dataset import (
     set_epoch,
     to_device,
 )
+from images import ImageFormat
 from layouts import IGNORE_INDEX, VOC_PALETTE, describe
 from tests.helpers import binary_layout, prepared_tree, turned_jpeg
 from utils import IMAGENET_MEAN, IMAGENET_STD, UserError
@@ -101,6 +102,20 @@ def test_crop_larger_than_the_image_is_padded_with_void_and_black(tmp_path):
     content = mask != IGNORE_INDEX
     assert content.sum() == 30 * 40 and set(mask[content].unique().tolist()) == {5}
     assert (image[:, ~content] == 0).all() and (image[:, content] > 150).all()
+
+
+def test_a_resize_format_trains_on_the_whole_image_resized_to_its_size(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, (30, 70))
+    root = prepared_tree(tmp_path, {"a": (rng.integers(0, 256, (30, 70, 3)), labels)}, {"trainaug": ["a"]})
+    ds = VOCSegmentation(root, "trainaug", crop_size=16, scale=(1.0, 1.0), image_format=ImageFormat(size=16))
+    rows, cols = ((np.arange(16) + 0.5) * 30 / 16).astype(int), ((np.arange(16) + 0.5) * 70 / 16).astype(int)
+    expected = labels[np.ix_(rows, cols)]
+    for epoch in range(4):  # flipped or not, never cropped: the mask's nearest pixels at 16 x 16
+        ds.set_epoch(epoch)
+        image, mask = ds[0]
+        assert image.shape == (3, 16, 16)
+        assert (mask.numpy() == expected).all() or (mask.numpy() == expected[:, ::-1]).all()
 
 
 def test_flip_mirrors_image_and_mask_together(striped):

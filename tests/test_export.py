@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from checkpoints import load_model
+from images import ImageFormat
 from inference import band_logits
 from model import UNet
 from tests.helpers import run_script
@@ -91,3 +92,33 @@ def test_an_older_torch_is_told_which_version_export_needs(checkpoint, tmp_path,
     with pytest.raises(UserError, match=message):
         export_tool.export(checkpoint, tmp_path / "m.pt2", "pt2")
     assert not (tmp_path / "m.pt2").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file_format", ["onnx", "pt2"])
+def test_a_model_of_resized_images_exports_the_resize(tmp_path, file_format):
+    torch.manual_seed(0)
+    path = tmp_path / "best.pth"
+    config = {"in_channels": 3, "num_classes": 3, "base_channels": 4}
+    image = ImageFormat(size=32).as_dict()
+    torch.save(
+        {"model": UNet(**config).state_dict(), "model_config": config, "classes": CLASSES, "image": image},
+        path,
+    )
+    output = tmp_path / f"m.{file_format}"
+    result = run_script(
+        "tools/export.py", "--format", file_format, "--checkpoint", str(path), "--output", str(output)
+    )
+    assert result.returncode == 0, result.stderr
+    if file_format == "onnx":
+        session = pytest.importorskip("onnxruntime").InferenceSession(str(output))
+        run = lambda images: session.run(None, {"images": images})[0]  # noqa: E731
+    else:
+        program = torch.export.load(str(output)).module()
+        run = lambda images: program(torch.from_numpy(images)).detach().numpy()  # noqa: E731
+    cpu = torch.device("cpu")
+    model, *_, fmt = load_model(path, cpu)
+    for shape in [(1, 3, 37, 129), (2, 3, 64, 48)]:
+        images = images_of(shape)
+        expected = next(band_logits(model, torch.from_numpy(images), cpu, image_format=fmt))[2]
+        np.testing.assert_allclose(run(images), expected.numpy(), atol=TOLERANCE, rtol=0)

@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from images import ImageFormat
 from inference import (
     InferenceOptions,
     augmented_logits,
@@ -108,3 +110,19 @@ def test_tta_is_for_eval_only():
     assert parse_args("--eval_only --resume x.pth --tta --tta_scales 1 1.5".split()).tta_scales == [1.0, 1.5]
     with pytest.raises(SystemExit):
         parse_args(["--tta"])
+
+
+def test_a_resize_format_predicts_the_whole_image_at_its_size_and_resizes_the_logits_back(model):
+    images = random_images(1, 1500, 40)  # taller than a tile: still one band, never tiled
+    fmt = ImageFormat(size=32)
+    bands = list(band_logits(model, images, CPU, InferenceOptions(tile=64), fmt))
+    assert [(top, bottom) for top, bottom, _ in bands] == [(0, 1500)]
+    small = F.interpolate(fmt.normalize(images, CPU), size=(32, 32), mode="bilinear", antialias=True)
+    expected = F.interpolate(model(small), size=(1500, 40), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(bands[0][2], expected, atol=1e-5, rtol=0)
+
+
+def test_resize_takes_a_side_of_16_or_more():
+    assert parse_args(["--resize", "256"]).resize == 256
+    with pytest.raises(SystemExit):
+        parse_args(["--resize", "8"])

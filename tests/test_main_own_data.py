@@ -119,9 +119,10 @@ def test_a_bad_mask_exits_2_before_anything_is_written(tmp_path):
     assert not (tmp_path / "exp").exists() and not (tmp_path / "tb").exists()
 
 
-def test_eval_only_scores_exactly_what_predict_writes(tmp_path):
+@pytest.mark.parametrize("resize", [[], ["--resize", "48"]])
+def test_eval_only_scores_exactly_what_predict_writes(tmp_path, resize):
     data = plain_layout(tmp_path / "data", {"train": 8, "val": 6})
-    assert train(data, tmp_path, "--epochs", "1").returncode == 0
+    assert train(data, tmp_path, "--epochs", "1", *resize).returncode == 0
     evaluated = run_script(
         *"main.py --batch_size 4 --eval_only --data_dir".split(), str(data),
         "--resume", str(tmp_path / "exp/run/last.pth"),

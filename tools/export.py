@@ -35,7 +35,8 @@ from utils import UserError, exit_status, replaced_atomically  # noqa: E402
 
 class Segmenter(nn.Module):
     """Images N x C x H x W in the format's dtype -> float32 logits N x K x H x W: the normalisation of
-    images.ImageFormat.normalize, then the model on the images padded to its multiple (16 for the U-Net,
+    images.ImageFormat.normalize, then the model on the images resized to the format's size (--resize) or
+    padded to its multiple (16 for the U-Net,
     32 for most encoders), its logits cropped back by index_select (a slice back to H would make
     torch.export guard on whether H was a multiple already)."""
 
@@ -49,11 +50,16 @@ class Segmenter(nn.Module):
         self.clip = low is not None
         self.register_buffer("low", low.clone() if self.clip else torch.zeros(1))
         self.register_buffer("high", high.clone() if self.clip else torch.zeros(1))
+        self.size = fmt.size  # --resize: the network sees size x size, its logits are resized back
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
         clip = (self.low, self.high) if self.clip else ()
         x = normalized(images, self.mean, self.std, *clip)
+        if self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+            logits = self.model(x)
+            return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
         logits = self.model(F.pad(x, (0, -width % self.multiple, 0, -height % self.multiple)))
         rows, cols = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
         return logits.index_select(2, rows).index_select(3, cols)
