@@ -327,7 +327,7 @@ def test_demo_settings_yield_to_flags_given():
 
 @pytest.mark.slow
 def test_missing_data_set_exits_2_pointing_to_tools_voc(tmp_path):
-    assert_user_error(train(tmp_path / "nothing", tmp_path), "trainaug.txt", "tools/voc.py")
+    assert_user_error(train(tmp_path / "nothing", tmp_path), "nothing not found", "tools/voc.py --data_dir")
 
 
 @pytest.mark.slow
