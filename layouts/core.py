@@ -112,6 +112,23 @@ def indices_from_colors(rgb: np.ndarray, colors: np.ndarray, indices: list[int])
     return np.asarray(indices, dtype=np.uint8)[order][position], ()
 
 
+def read_rgb(path: Path, fix: str) -> np.ndarray:
+    """An RGB(A) or palette mask file as RGB, HxWx3 uint8; UserError naming the file when unreadable."""
+    with reading(path, "mask", fix), Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def decode_colors(
+    files: tuple[Path, ...], colors: np.ndarray, indices: list[int], source: Path | str, fix: str
+) -> np.ndarray:
+    """An RGB mask -> indices[k] where a pixel has colors[k] (IGNORE_INDEX for void colours); UserError
+    naming the mask and the colour that `source` (the colour table) does not list."""
+    mask, unknown = indices_from_colors(read_rgb(files[0], fix), colors, indices)
+    if unknown:
+        raise UserError(f"mask {files[0]} holds colour {unknown}, which {source} does not list: {fix}")
+    return mask
+
+
 @dataclass(frozen=True, eq=False)
 class DataLayout:
     """One data set on disk, whatever its format. Masks as read hold class indices 0..num_classes-1 and

@@ -10,21 +10,20 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from layouts.core import (
     DataLayout,
     by_stem,
     check_class_names,
+    decode_colors,
     files_in,
-    indices_from_colors,
     list_splits,
     paired_ids,
     parse_color,
     read_list,
     single_files,
 )
-from utils import UserError, reading
+from utils import UserError
 
 
 def read_labelmap(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
@@ -43,16 +42,6 @@ def read_labelmap(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
     if len(set(colors)) < len(colors):
         raise UserError(f"{path} gives two labels the same colour: masks could not tell them apart")
     return check_class_names(names, path), np.array(colors, dtype=np.uint8)
-
-
-def decode_colors(files: tuple[Path, ...], colors: np.ndarray, labelmap: Path, fix: str) -> np.ndarray:
-    """An RGB mask -> class indices: the class whose labelmap colour the pixel has."""
-    with reading(files[0], "mask", fix), Image.open(files[0]) as image:
-        rgb = np.asarray(image.convert("RGB"))
-    mask, unknown = indices_from_colors(rgb, colors, list(range(len(colors))))
-    if unknown:
-        raise UserError(f"mask {files[0]} holds colour {unknown}, which {labelmap} does not list: {fix}")
-    return mask
 
 
 def find(root: Path) -> DataLayout | None:
@@ -86,7 +75,9 @@ def find(root: Path) -> DataLayout | None:
         images=images,
         masks=single_files(masks),
         splits=splits,
-        decode=partial(decode_colors, colors=colors, labelmap=labelmap, fix=fix),
+        decode=partial(
+            decode_colors, colors=colors, indices=list(range(len(names))), source=labelmap, fix=fix
+        ),
         fix=fix,
         hold_out=hold_out,
         missing_split=missing,

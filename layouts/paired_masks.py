@@ -28,9 +28,10 @@ from layouts.core import (
     cached,
     check_class_names,
     classes_of_values,
-    indices_from_colors,
+    decode_colors,
     mapping_text,
     read_mask_values,
+    read_rgb,
     to_classes,
     value_table,
 )
@@ -174,11 +175,6 @@ def is_colour(path: Path) -> bool:
     return bool((pixels != pixels[..., :1]).any())
 
 
-def read_rgb(path: Path, fix: str) -> np.ndarray:
-    with reading(path, "mask", fix), Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 def codes(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
 
@@ -229,14 +225,6 @@ def color_table(root: Path, mask: Path) -> Path | None:
         folder = folder.parent
     anywhere = sorted(p for name in COLOR_TABLES for p in root.rglob(name) if p.is_file())
     return anywhere[0] if anywhere else None
-
-
-def decode_colors(files: tuple[Path, ...], colors: np.ndarray, indices: list[int], source: str, fix: str):
-    """An RGB mask -> the index of its pixels' colours (IGNORE_INDEX for void ones)."""
-    mask, unknown = indices_from_colors(read_rgb(files[0], fix), colors, indices)
-    if unknown:
-        raise UserError(f"mask {files[0]} holds colour {unknown}, which {source} does not list: {fix}")
-    return mask
 
 
 def colour_classes(root: Path, masks: list[Path]) -> Meaning:
