@@ -35,6 +35,7 @@ from model import (
     build_model,
     describe_model,
     encoder_of,
+    first_conv_adaptation,
     fused_for_inference,
     load_encoder_weights,
     model_config,
@@ -389,8 +390,12 @@ def get_image_format(args: argparse.Namespace, layout: DataLayout, checkpoint: d
     if args.resize:
         fmt = replace(fmt, size=args.resize, rule=f"{fmt.rule}; resized to {args.resize}x{args.resize}")
     pretrained = pretrained_mean_std(model_config(args.encoder, 3, 1, 1))
-    if pretrained is None or not fmt.is_rgb8:
-        return fmt  # the U-Net's, and measured per channel for every other kind of image
+    if pretrained is None:
+        return fmt  # the U-Net's
+    if fmt.channels != 3 and args.encoder_weights != "none":
+        return replace(fmt, rule=f"{fmt.rule}; {first_conv_adaptation(fmt.channels)}")
+    if not fmt.is_rgb8:
+        return fmt  # measured per channel for every other kind of image
     mean, std = pretrained
     rule = fmt.rule.replace("ImageNet mean and std", f"the mean and std {args.encoder} was pretrained with")
     return replace(fmt, mean=mean, std=std, rule=rule)

@@ -268,6 +268,17 @@ def pretrained_mean_std(config: dict) -> tuple[tuple[float, ...], tuple[float, .
     return tuple(cfg.mean), tuple(cfg.std)
 
 
+def first_conv_adaptation(in_channels: int) -> str:
+    """How load_encoder_weights adapts the RGB filters of the encoder's first convolution to
+    `in_channels` (not 3) inputs, in words for the run's `images:` line."""
+    if in_channels == 1:
+        return "the encoder's first convolution takes the sum of its RGB filters"
+    return (
+        f"the encoder's first convolution takes its RGB filters repeated over the {in_channels} "
+        f"channels, scaled by 3/{in_channels}"
+    )
+
+
 def load_encoder_weights(model: nn.Module, source: str) -> str:
     """Load `source` into the model's encoder: 'imagenet' (timm's weights, from the Hugging Face cache or
     fetched into it once) or the path of a state dict of that timm model (.pth, .safetensors). A

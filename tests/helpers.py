@@ -4,12 +4,14 @@ the plain layout (the demo data sets themselves are fixtures, in conftest.py).""
 import contextlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -402,3 +404,26 @@ def turned_jpeg(path, upright: np.ndarray, orientation: int = 6):
     exif[0x0112] = orientation
     Image.fromarray(np.rot90(upright)).save(path, exif=exif, quality=95)
     return path
+
+
+def start_until_progress_in_epoch(command, epoch):
+    """Start main.py in the background; return once its progress bar shows steps done in `epoch` (read
+    from the bar on stderr, so the return lands inside the epoch whatever the machine's speed)."""
+    process = subprocess.Popen(
+        [sys.executable, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    seen = b""
+    pattern = re.compile(rf"train {epoch}/\d+:\s+[1-9]\d?%".encode())
+    while not pattern.search(seen[-200:]):
+        chunk = process.stderr.read1(4096)
+        if not chunk:
+            break  # ended
+        seen += chunk
+    return process
+
+
+def assert_same_weights(a_path, b_path):
+    a, b = torch.load(a_path, weights_only=True), torch.load(b_path, weights_only=True)
+    assert b["epoch"] == a["epoch"] and b["step"] == a["step"] and b["epoch_step"] == 0
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key

@@ -7,6 +7,10 @@ needs the network."""
 import argparse
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -23,18 +27,22 @@ from model import (
     UNet,
     build_model,
     conv_norm_pairs,
+    first_conv_adaptation,
     fused_for_inference,
     load_encoder_weights,
     model_config,
     sync_batchnorm,
 )
 from tests.helpers import (
+    ROOT,
+    assert_same_weights,
     assert_user_error,
     last_json,
     main_command,
     plain_layout,
     run_script,
     scientific_layout,
+    start_until_progress_in_epoch,
 )
 from utils import UserError
 
@@ -168,6 +176,18 @@ def test_one_channel_weights_are_the_sum_of_the_rgb_filters(tmp_path):
     load_encoder_weights(model, str(tmp_path / "weights.safetensors"))
     first = model.encoder.conv1[0].weight  # test_resnet's deep stem: conv1 is a Sequential
     torch.testing.assert_close(first, state["conv1.0.weight"].sum(1, keepdim=True))
+    assert first_conv_adaptation(1) == "the encoder's first convolution takes the sum of its RGB filters"
+
+
+def test_four_band_weights_repeat_the_rgb_filters_scaled_by_three_quarters(tmp_path):
+    state = classifier_state("test_resnet")
+    save_file(state, tmp_path / "weights.safetensors")
+    model = build_model(model_config("test_resnet", 4, 2, 0))
+    load_encoder_weights(model, str(tmp_path / "weights.safetensors"))
+    rgb = state["conv1.0.weight"]
+    expected = torch.cat([rgb, rgb[:, :1]], dim=1) * 3 / 4  # R, G, B, then R again
+    torch.testing.assert_close(model.encoder.conv1[0].weight, expected)
+    assert "repeated over the 4 channels, scaled by 3/4" in first_conv_adaptation(4)
 
 
 def test_weights_of_another_model_are_refused_naming_the_file(tmp_path):
@@ -366,6 +386,67 @@ def test_a_one_channel_and_a_four_band_set_train_with_an_encoder(tmp_path, kind,
     )
     assert trained.returncode == 0, trained.stderr
     assert f"images: {channels} channel(s)" in trained.stdout
+    images_line = next(line for line in trained.stdout.splitlines() if line.startswith("images: "))
+    assert images_line.endswith(first_conv_adaptation(channels)), images_line
     state = torch.load(tmp_path / "exp" / "run" / "last.pth", weights_only=True)
     assert state["model"]["encoder.conv_stem.weight"].shape[1] == channels
     assert json.dumps(state["model_config"]) and state["model_config"]["in_channels"] == channels
+
+
+def encoder_run(data, tmp_path, *extra, name="run"):
+    """main.py's arguments for a small run of test_resnet from random weights."""
+    encoder = ["--encoder", "test_resnet", "--encoder_weights", "none", "--batch_size", "2"]
+    return main_command(data, tmp_path, *encoder, *extra, name=name)
+
+
+@pytest.mark.slow
+def test_an_encoder_run_stopped_by_sigterm_resumes_to_the_same_weights(tmp_path):
+    data = plain_layout(tmp_path / "data", {"train": 8, "val": 3})
+    # 20 steps an epoch; the encoder's own rate must come back with the optimizer's state
+    slower = ["--deterministic", "--min_epoch_images", "40", "--encoder_lr", "0.1"]
+    whole = run_script(*encoder_run(data, tmp_path, *slower, name="whole"))
+    assert whole.returncode == 0, whole.stderr
+
+    process = start_until_progress_in_epoch(encoder_run(data, tmp_path, *slower, name="term"), epoch=2)
+    assert process.poll() is None, "the run ended before it could be stopped in epoch 2"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr[-3000:]
+    last = tmp_path / "exp" / "term" / "last.pth"
+    stopped = torch.load(last, weights_only=True)
+    assert stopped["epoch"] == 1 and 0 < stopped["epoch_step"] <= 20
+
+    resumed = run_script(*encoder_run(data, tmp_path, *slower, "--resume", "auto", name="term"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming in epoch 2 after its step {stopped['epoch_step']}" in resumed.stdout
+    assert_same_weights(tmp_path / "exp" / "whole" / "last.pth", last)
+
+
+@pytest.mark.slow
+def test_torchrun_trains_an_encoder_and_logs_the_numbers_of_the_model_it_saves(tmp_path):
+    data = plain_layout(tmp_path / "data", {"train": 8, "val": 3})
+    torchrun = [sys.executable, *"-m torch.distributed.run --nproc_per_node 2 --master_port 29523".split()]
+    command = [*torchrun, *encoder_run(data, tmp_path, "--epochs", "1", name="ddp")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = tmp_path / "exp" / "ddp" / "last.pth"
+    assert torch.load(checkpoint, weights_only=True)["step"] == 8 // (2 * 2)
+    logged = json.loads((tmp_path / "exp" / "ddp" / "metrics.jsonl").read_text().splitlines()[-1])
+    saved = run_script("main.py", "--data_dir", str(data), "--resume", str(checkpoint), "--eval_only")
+    assert saved.returncode == 0, saved.stderr
+    assert logged["mean_iou"] == last_json(saved.stdout)["mean_iou"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
+def test_a_compiled_encoder_run_saves_the_plain_model(tmp_path):
+    data = plain_layout(tmp_path / "data", {"train": 8, "val": 3})
+    trained = run_script(*encoder_run(data, tmp_path, "--epochs", "1", "--compile"), timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    checkpoint = tmp_path / "exp" / "run" / "last.pth"
+    model = torch.load(checkpoint, weights_only=True)["model"]
+    assert not any(key.startswith("_orig_mod") for key in model) and "encoder.conv1.0.weight" in model
+    logged = json.loads((tmp_path / "exp" / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    evaluated = run_script("main.py", "--data_dir", str(data), "--resume", str(checkpoint), "--eval_only")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert logged["mean_iou"] == pytest.approx(last_json(evaluated.stdout)["mean_iou"], abs=1e-6)

@@ -20,12 +20,14 @@ from main import DEMO_RECIPE, parse_args, run_header
 from model import UNet
 from tests.helpers import (
     ROOT,
+    assert_same_weights,
     assert_user_error,
     copy_tree,
     last_json,
     main_command,
     plain_layout,
     run_script,
+    start_until_progress_in_epoch,
     train,
 )
 from utils import Runtime
@@ -37,22 +39,6 @@ def start_until_first_checkpoint(command, last, **popen_options):
     deadline = time.time() + 120
     while not last.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
-    return process
-
-
-def start_until_progress_in_epoch(command, epoch):
-    """Start main.py in the background; return once its progress bar shows steps done in `epoch` (read
-    from the bar on stderr, so the return lands inside the epoch whatever the machine's speed)."""
-    process = subprocess.Popen(
-        [sys.executable, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    seen = b""
-    pattern = re.compile(rf"train {epoch}/\d+:\s+[1-9]\d?%".encode())
-    while not pattern.search(seen[-200:]):
-        chunk = process.stderr.read1(4096)
-        if not chunk:
-            break  # ended
-        seen += chunk
     return process
 
 
@@ -178,13 +164,6 @@ def test_resume_after_sigkill_in_epoch_two_gives_the_same_weights(tmp_path, prep
         assert torch.equal(value, b["model"][key]), key
     lines = (tmp_path / "exp/killed/metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
-
-
-def assert_same_weights(a_path, b_path):
-    a, b = torch.load(a_path, weights_only=True), torch.load(b_path, weights_only=True)
-    assert b["epoch"] == a["epoch"] and b["step"] == a["step"] and b["epoch_step"] == 0
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
 
 
 @pytest.mark.slow
