@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"  # the real files, where the machine has them
 CAMVID = SHARED / "camvid"
 ISBI = SHARED / "isbi2012"
+TORCHRUN = [sys.executable, *"-m torch.distributed.run --nproc_per_node 2 --master_port 29517".split()]
 
 
 def copy_tree(source: Path, dest: Path) -> Path:

@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -35,6 +34,7 @@ from model import (
 )
 from tests.helpers import (
     ROOT,
+    TORCHRUN,
     assert_same_weights,
     assert_user_error,
     last_json,
@@ -425,7 +425,7 @@ def test_an_encoder_run_stopped_by_sigterm_resumes_to_the_same_weights(tmp_path)
 @pytest.mark.slow
 def test_torchrun_trains_an_encoder_and_logs_the_numbers_of_the_model_it_saves(tmp_path):
     data = plain_layout(tmp_path / "data", {"train": 8, "val": 3})
-    torchrun = [sys.executable, *"-m torch.distributed.run --nproc_per_node 2 --master_port 29523".split()]
+    torchrun = [*TORCHRUN[:-2], "--master_port", "29523"]  # a port of its own, as each torchrun test
     command = [*torchrun, *encoder_run(data, tmp_path, "--epochs", "1", name="ddp")]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

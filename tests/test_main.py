@@ -20,6 +20,7 @@ from main import DEMO_RECIPE, parse_args, run_header
 from model import UNet
 from tests.helpers import (
     ROOT,
+    TORCHRUN,
     assert_same_weights,
     assert_user_error,
     copy_tree,
@@ -212,9 +213,6 @@ def test_save_every_bounds_what_sigkill_loses_and_the_resume_is_exact(tmp_path, 
     resumed = train(data, tmp_path, *slower, "--resume", "auto", name="killed")
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(tmp_path / "exp/whole/last.pth", last)
-
-
-TORCHRUN = [sys.executable, *"-m torch.distributed.run --nproc_per_node 2 --master_port 29517".split()]
 
 
 @pytest.mark.slow
